@@ -1,0 +1,342 @@
+"""The TOML config (INTERFACE.md "Config"), validated with pydantic.
+
+Unknown keys and bad values are refused with the key path and the reason.
+Secrets never live here: they come from the environment (see ``Secrets``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bot.errors import ConfigError, QueryError
+from bot.models import ChangeKind
+from bot.query import parse_query
+from bot.sources import source_types
+
+CONFIG_ENV = "CAREERBOT_CONFIG"
+DATA_DIR_ENV = "CAREERBOT_DATA_DIR"
+DEFAULT_CONFIG = "config.toml"
+
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TARGET = re.compile(r"^(console|slack:[A-Z0-9]+|discord:\d+|webhook:[A-Za-z0-9_-]+)$")
+
+
+def parse_duration(value: object) -> float:
+    """``"90s"``, ``"30m"``, ``"1h30m"``, ``"1d"`` → seconds (at least one second)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("a duration is a string such as '30m', '6h' or '1d'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        parts = _DURATION_PART.findall(text)
+        if not parts or _DURATION_PART.sub("", text).strip():
+            raise ValueError(f"{value!r} is not a duration such as '90s', '30m', '6h' or '1d'")
+        seconds = float(sum(int(n) * _UNIT_SECONDS[unit] for n, unit in parts))
+    if seconds < 1:
+        raise ValueError("a duration must be at least 1s")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _valid_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name (letters, digits, '.', '_', '-'; at most 64)"
+        )
+    return value
+
+
+Name = Annotated[str, AfterValidator(_valid_name)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(_Strict):
+    database: str = "careerbot.sqlite3"
+    default_interval: Duration = 1800.0
+    timezone: str = "UTC"
+    health_port: int = Field(default=0, ge=0, le=65535)
+    allow_private_sources: bool = False
+    close_after_polls: int = Field(default=2, ge=1, le=100)
+    max_pages: int = Field(default=20, ge=1, le=1000)
+    request_timeout: Duration = 20.0
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class SourceConfig(_Strict):
+    name: Name
+    type: str
+    url: str
+    interval: Duration | None = None
+    enabled: bool = True
+    company: str | None = None
+    max_pages: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in source_types():
+            raise ValueError(f"unknown source type {value!r} (known: {', '.join(source_types())})")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _fetchable_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme.lower()
+        if scheme not in ("http", "https", "file"):
+            raise ValueError("must be an http://, https:// or file: location")
+        return value
+
+
+class SubscriptionConfig(_Strict):
+    target: str
+    query: str
+    notify: tuple[ChangeKind, ...] = (ChangeKind.NEW, ChangeKind.CHANGED)
+
+    @field_validator("target")
+    @classmethod
+    def _valid_target(cls, value: str) -> str:
+        return validate_target(value)
+
+    @field_validator("query")
+    @classmethod
+    def _valid_query(cls, value: str) -> str:
+        try:
+            parse_query(value)
+        except QueryError as err:
+            raise ValueError(f"invalid query: {err}") from None
+        return value
+
+    @field_validator("notify")
+    @classmethod
+    def _some_kind(cls, value: tuple[ChangeKind, ...]) -> tuple[ChangeKind, ...]:
+        if not value:
+            raise ValueError("name at least one of new, changed, closed, reopened")
+        return value
+
+
+class WebhookConfig(_Strict):
+    kind: Literal["slack", "discord"]
+    url_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DiscordSettings(_Strict):
+    guild_ids: tuple[int, ...] = ()
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+    admin_role_ids: tuple[int, ...] = ()
+
+
+class SlackSettings(_Strict):
+    mode: Literal["http", "socket"] = "http"
+    host: str = "0.0.0.0"
+    port: int = Field(default=3000, ge=1, le=65535)
+    path: str = "/slack/events"
+    api_base_url: str = "https://slack.com/api/"
+    admin_user_ids: tuple[str, ...] = ()
+
+
+class Config(_Strict):
+    bot: BotSettings = BotSettings()
+    sources: tuple[SourceConfig, ...] = ()
+    subscriptions: tuple[SubscriptionConfig, ...] = ()
+    webhooks: dict[Name, WebhookConfig] = {}
+    discord: DiscordSettings = DiscordSettings()
+    slack: SlackSettings = SlackSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        seen: set[str] = set()
+        for index, source in enumerate(self.sources):
+            if source.name in seen:
+                raise ValueError(f"sources[{index}].name: duplicate source name {source.name!r}")
+            seen.add(source.name)
+        for index, sub in enumerate(self.subscriptions):
+            webhook = webhook_name(sub.target)
+            if webhook is not None and webhook not in self.webhooks:
+                raise ValueError(
+                    f"subscriptions[{index}].target: no [webhooks.{webhook}] is configured"
+                )
+        return self
+
+    def interval_of(self, source: SourceConfig) -> float:
+        return source.interval if source.interval is not None else self.bot.default_interval
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"no source named {name!r} (sources: {known})")
+
+
+def validate_target(value: str) -> str:
+    if not _TARGET.match(value):
+        raise ValueError(
+            f"{value!r} is not a target (console, slack:CHANNEL, discord:CHANNEL_ID, webhook:NAME)"
+        )
+    return value
+
+
+def webhook_name(target: str) -> str | None:
+    return target.removeprefix("webhook:") if target.startswith("webhook:") else None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A validated config and the file it came from."""
+
+    config: Config
+    path: Path
+    database: Path
+
+
+def resolve_config_path(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(cli_value or environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    base = path.resolve().parent
+    _resolve_file_urls(raw, base)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {describe_validation_error(err)}") from None
+    return LoadedConfig(config, path, _database_path(config.bot.database, base, environ))
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """The first problem, as ``key.path: reason``."""
+    first = err.errors()[0]
+    where = _key_path(first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{where}: {message}" if where else message
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _resolve_file_urls(raw: dict[str, Any], base: Path) -> None:
+    """Make relative ``file:`` source URLs relative to the config file, not the cwd."""
+    sources = raw.get("sources")
+    if not isinstance(sources, list):
+        return
+    for source in sources:
+        url = source.get("url") if isinstance(source, dict) else None
+        if isinstance(url, str) and url.startswith("file:") and not url.startswith("file:/"):
+            source["url"] = (base / url.removeprefix("file:")).as_uri()
+
+
+def _database_path(database: str, config_dir: Path, environ: Mapping[str, str]) -> Path:
+    path = Path(database).expanduser()
+    if path.is_absolute():
+        return path
+    return Path(environ.get(DATA_DIR_ENV) or config_dir) / path
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Tokens from the environment. ``repr`` never shows their values."""
+
+    discord_token: str | None
+    slack_bot_token: str | None
+    slack_signing_secret: str | None
+    slack_app_token: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Secrets:
+        def get(name: str) -> str | None:
+            return environ.get(name) or None
+
+        return cls(
+            get("DISCORD_TOKEN"),
+            get("SLACK_BOT_TOKEN"),
+            get("SLACK_SIGNING_SECRET"),
+            get("SLACK_APP_TOKEN"),
+        )
+
+    def __repr__(self) -> str:
+        present = [name for name, value in self._named() if value]
+        return f"Secrets(set={present})"
+
+    def _named(self) -> list[tuple[str, str | None]]:
+        return [
+            ("DISCORD_TOKEN", self.discord_token),
+            ("SLACK_BOT_TOKEN", self.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+            ("SLACK_APP_TOKEN", self.slack_app_token),
+        ]
+
+
+def environment_problems(config: Config, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """What the environment lacks for this config to work, first problem first."""
+    problems: list[str] = []
+    secrets = Secrets.from_env(environ)
+    for name, webhook in config.webhooks.items():
+        if not environ.get(webhook.url_env):
+            problems.append(
+                f"webhooks.{name}.url_env: environment variable {webhook.url_env} is not set"
+            )
+    if secrets.slack_bot_token:
+        if config.slack.mode == "http" and not secrets.slack_signing_secret:
+            problems.append("slack: SLACK_SIGNING_SECRET must be set for mode = 'http'")
+        if config.slack.mode == "socket" and not secrets.slack_app_token:
+            problems.append("slack: SLACK_APP_TOKEN must be set for mode = 'socket'")
+    for index, sub in enumerate(config.subscriptions):
+        if sub.target.startswith("slack:") and not secrets.slack_bot_token:
+            problems.append(f"subscriptions[{index}].target: needs SLACK_BOT_TOKEN")
+        if sub.target.startswith("discord:") and not secrets.discord_token:
+            problems.append(f"subscriptions[{index}].target: needs DISCORD_TOKEN")
+    return problems

@@ -1,0 +1,111 @@
+"""Fetching source locations: ``http(s)://`` through one shared httpx client, and ``file:``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from urllib.request import url2pathname
+
+import httpx
+
+from bot import __version__
+from bot.errors import SourceError
+from bot.sources.base import Response
+
+USER_AGENT = f"careerbot/{__version__} (self-hosted job-alert bot)"
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_REDIRECTS = 5
+_FIRST_NUMBER = re.compile(r"\d+")
+
+
+def make_client(timeout: float = 20.0) -> httpx.AsyncClient:
+    """The one HTTP client every source and webhook shares."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+    )
+
+
+class HttpFetcher:
+    """Implements ``bot.sources.base.Fetcher``; every failure is a ``SourceError``."""
+
+    def __init__(self, client: httpx.AsyncClient, *, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self._client = client
+        self._max_bytes = max_bytes
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "file":
+            return read_file_url(url, self._max_bytes)
+        if scheme not in ("http", "https"):
+            raise SourceError(f"cannot fetch {url!r}: only http(s):// and file: are supported")
+        return await self._get_http(url, headers)
+
+    async def _get_http(self, url: str, headers: Mapping[str, str] | None) -> Response:
+        where = _describe(url)
+        try:
+            async with self._client.stream("GET", url, headers=headers) as response:
+                body = await self._read_capped(response, where)
+        except httpx.TimeoutException:
+            raise SourceError(f"timed out fetching {where}") from None
+        except httpx.TooManyRedirects:
+            raise SourceError(f"too many redirects fetching {where}") from None
+        except httpx.HTTPError as err:
+            raise SourceError(f"could not fetch {where}: {type(err).__name__}") from None
+        if response.status_code >= 400:
+            raise SourceError(f"HTTP {response.status_code} from {where}")
+        return Response(str(response.url), response.status_code, dict(response.headers), body)
+
+    async def _read_capped(self, response: httpx.Response, where: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise SourceError(f"response from {where} is larger than {self._max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def read_file_url(url: str, max_bytes: int = MAX_BODY_BYTES) -> Response:
+    """Read a ``file:`` location.
+
+    A ``?page=N`` query selects the numbered sibling file (``page1.html`` →
+    ``page2.html``) when it exists, so a saved set of pages paginates offline
+    like the live board; otherwise the query is ignored.
+    """
+    parts = urlsplit(url)
+    path = Path(url2pathname(parts.path))
+    if parts.query:
+        path = _paged_sibling(path, parts.query)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SourceError(f"{path} is larger than {max_bytes} bytes")
+        body = path.read_bytes()
+    except FileNotFoundError:
+        raise SourceError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise SourceError(f"{path} is a directory, not a file") from None
+    except OSError as err:
+        raise SourceError(f"cannot read {path}: {err.strerror}") from None
+    return Response(url, 200, {}, body)
+
+
+def _paged_sibling(path: Path, query: str) -> Path:
+    pages = parse_qs(query).get("page")
+    if not pages or not pages[-1].isdigit():
+        return path
+    sibling = path.with_name(_FIRST_NUMBER.sub(pages[-1], path.name, count=1))
+    return sibling if sibling.exists() else path
+
+
+def _describe(url: str) -> str:
+    """Host and path only: query strings can carry tokens."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or ''}{parts.path or '/'}"

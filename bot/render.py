@@ -1,0 +1,480 @@
+"""Turn alerts into console text, Slack Block Kit payloads and Discord embeds.
+
+Pure functions: no I/O, no SDK imports. Every piece of text taken from a posting
+is cleaned to one line, escaped for the target's markup and shortened so that
+the payload stays within the platform's documented limits whatever the source
+sends (huge titles, thousands of locations, megabyte descriptions, markup).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeGuard
+from urllib.parse import quote, urlsplit
+
+from bot.models import Alert, Change, ChangeKind, FieldChange, Posting
+
+Escape = Callable[[str], str]
+
+ELLIPSIS = "…"
+_EN_DASH = "\u2013"
+_DIVIDES = "\u2223"  # looks like "|"
+KIND_LABELS: dict[ChangeKind, str] = {
+    ChangeKind.NEW: "New job",
+    ChangeKind.CHANGED: "Updated",
+    ChangeKind.CLOSED: "Closed",
+    ChangeKind.REOPENED: "Reopened",
+}
+_TEXT_TAGS: dict[ChangeKind, str] = {
+    ChangeKind.NEW: "[NEW]",
+    ChangeKind.CHANGED: "[UPDATED]",
+    ChangeKind.CLOSED: "[CLOSED]",
+    ChangeKind.REOPENED: "[REOPENED]",
+}
+_DISCORD_COLORS: dict[ChangeKind, int] = {
+    ChangeKind.NEW: 0x2ECC71,
+    ChangeKind.CHANGED: 0xF1C40F,
+    ChangeKind.CLOSED: 0x95A5A6,
+    ChangeKind.REOPENED: 0x3498DB,
+}
+
+# How much of each piece an alert shows. The sums stay well inside every
+# platform limit, including Slack's undocumented cap on the total text of all
+# blocks (rejections reported from about 11,000 characters).
+_TITLE_CHARS = 200
+_NAME_CHARS = 100  # company, source
+_LOCATION_CHARS = 300
+_SALARY_CHARS = 100
+_POSTED_CHARS = 40
+_QUERY_CHARS = 300
+_EXCERPT_CHARS = 300
+_FIELD_NAME_CHARS = 40
+_CHANGE_VALUE_CHARS = 100  # each side of "old → new"
+_CHANGES_CHARS = 2000
+_URL_CHARS = 1000  # longer links are dropped rather than crowding out the text
+
+_SLACK_TEXT_CHARS = 3000  # the API truncates at 40,000; notifications want far less
+_DISCORD_TITLE_CHARS = 256
+
+_URL_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BROADCAST = re.compile(r"@(?=everyone|here|channel)", re.IGNORECASE)
+_SLACK_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_DISCORD_MARKDOWN = re.compile(r"([\\*_~`|\[\]])")
+_DISCORD_LINE_START = re.compile(r"^(\s*)([>#-])", re.MULTILINE)
+_DISCORD_MENTION = re.compile(r"<(?=[@#])")
+_ZWSP = "\u200b"
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+# ---------------------------------------------------------------- shared text
+
+
+def truncate(text: str, limit: int) -> str:
+    """Shorten text to at most limit characters, ending with "…" when cut.
+
+    Cuts at the last space when that loses little, otherwise mid-word.
+    """
+    if len(text) <= limit:
+        return text
+    if limit <= 0:
+        return ""
+    cut = text[: limit - 1]
+    boundary = max(cut.rfind(" "), cut.rfind("\n"))
+    if boundary > len(cut) * 0.8:
+        cut = cut[:boundary]
+    return cut.rstrip() + ELLIPSIS
+
+
+def slack_escape(text: str) -> str:
+    """Escape Slack mrkdwn control characters and defuse @channel-style broadcasts."""
+    return _neutralise_broadcasts(text.translate(_SLACK_ENTITIES))
+
+
+def discord_escape(text: str) -> str:
+    """Escape Discord markdown and defuse @everyone, user, role and channel mentions."""
+    text = _DISCORD_MARKDOWN.sub(r"\\\1", text)
+    text = _DISCORD_LINE_START.sub(r"\1\\\2", text)
+    return _defuse_discord_mentions(text)
+
+
+def format_salary(posting: Posting) -> str | None:
+    """E.g. "USD 131,500-243,300 / year" (with an en dash), "GBP 45,000 / year", or None."""
+    amounts = sorted({a for a in (posting.salary_min, posting.salary_max) if _is_amount(a)})
+    if not amounts:
+        return None
+    text = _EN_DASH.join(_format_amount(a) for a in amounts)
+    currency = _known(posting.salary_currency)
+    period = _known(posting.salary_period)
+    if currency:
+        text = f"{currency} {text}"
+    if period:
+        text = f"{text} / {period}"
+    return text
+
+
+def format_locations(posting: Posting, limit: int, escape: Escape = _identity) -> str | None:
+    """Locations as "A; B; C (+7 more)" within limit characters after escape, or None."""
+    entries = _location_entries(posting)
+    if not entries:
+        return None
+    return _join_within(entries, "; ", limit, lambda hidden: f" (+{hidden} more)", escape)
+
+
+def _neutralise_broadcasts(text: str) -> str:
+    return _BROADCAST.sub("@" + _ZWSP, text)
+
+
+def _defuse_discord_mentions(text: str) -> str:
+    return _neutralise_broadcasts(_DISCORD_MENTION.sub("<" + _ZWSP, text))
+
+
+def _clean(text: str) -> str:
+    """One line of text: whitespace runs become one space, control characters go."""
+    return _CONTROL.sub("", " ".join(text.split()))
+
+
+def _known(text: str | None) -> str | None:
+    cleaned = _clean(text) if text else ""
+    return cleaned or None
+
+
+def _fit_known(text: str | None, limit: int, escape: Escape) -> str | None:
+    cleaned = _known(text)
+    return _fit(cleaned, limit, escape) if cleaned else None
+
+
+def _fit(text: str, limit: int, escape: Escape = _identity) -> str:
+    """Escape text, shortening it first as needed so the escaped form fits in limit."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    # Escaping only ever lengthens text, so the longest raw prefix that fits is
+    # at most limit long; find it by bisection.
+    low, high = 0, min(len(text), max(limit, 0))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(escape(truncate(text, middle))) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return escape(truncate(text, low))
+
+
+def _join_within(
+    items: Sequence[str],
+    separator: str,
+    limit: int,
+    more: Callable[[int], str],
+    escape: Escape = _identity,
+) -> str:
+    """Join escaped items while they fit, then say how many were left out."""
+    escaped = [escape(item) for item in items]
+    shown = ""
+    count = 0
+    for index in range(len(items)):
+        hidden = len(items) - index - 1
+        candidate = separator.join(escaped[: index + 1])
+        if len(candidate) + len(more(hidden) if hidden else "") > limit:
+            break
+        shown, count = candidate, index + 1
+    hidden = len(items) - max(count, 1)
+    note = more(hidden) if hidden else ""
+    if count:
+        return shown + note
+    if len(note) >= limit:
+        note = ""
+    return _fit(items[0], limit - len(note), escape) + note
+
+
+def _is_amount(value: object) -> TypeGuard[float]:
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _format_amount(value: float) -> str:
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def _location_entries(posting: Posting) -> list[str]:
+    entries = [cleaned for raw in posting.locations if (cleaned := _known(raw))]
+    if posting.remote and not any("remote" in entry.lower() for entry in entries):
+        entries.append("Remote")
+    return list(dict.fromkeys(entries))
+
+
+def _title(posting: Posting) -> str:
+    return _known(posting.title) or "Untitled posting"
+
+
+def _excerpt(posting: Posting) -> str | None:
+    description = _known(posting.description)
+    return truncate(description, _EXCERPT_CHARS) if description else None
+
+
+def _link(posting: Posting) -> str | None:
+    """The posting's page, else its apply page, as long as it is a plain http(s) URL."""
+    for candidate in (posting.url, posting.apply_url):
+        url = _http_url(candidate)
+        if url:
+            return url
+    return None
+
+
+def _http_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    # Percent-encoding also removes "|", "<", ">" and whitespace, which would
+    # otherwise break out of Slack's <url|label> and Discord's <url> syntax.
+    url = quote(raw.strip(), safe=_URL_SAFE)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url if len(url) <= _URL_CHARS else None
+
+
+def _subscription_text(alert: Alert) -> str:
+    """The matching subscription as "#3: nerf OR splatting"."""
+    query = truncate(_clean(alert.subscription.query), _QUERY_CHARS)
+    return f"#{alert.subscription.id}: {query}"
+
+
+def _details(posting: Posting, escape: Escape) -> list[tuple[str, str]]:
+    """The known facts shown as label/value pairs in chat payloads, values escaped."""
+    location_count = len(_location_entries(posting))
+    salary = format_salary(posting)
+    candidates = [
+        ("Company", _fit_known(posting.company, _NAME_CHARS, escape)),
+        (
+            "Location" if location_count == 1 else "Locations",
+            format_locations(posting, _LOCATION_CHARS, escape),
+        ),
+        ("Salary", _fit(salary, _SALARY_CHARS, escape) if salary else None),
+        ("Posted", _fit_known(posting.posted_at, _POSTED_CHARS, escape)),
+    ]
+    return [(name, value) for name, value in candidates if value]
+
+
+def _change_line(field_change: FieldChange) -> str:
+    name = truncate(_clean(str(field_change.field)), _FIELD_NAME_CHARS)
+    old, new = _diff_excerpts(_value_text(field_change.old), _value_text(field_change.new))
+    return f"{name}: {old} → {new}"
+
+
+def _value_text(value: Any) -> str:
+    if value is None or value == "" or value == ():
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if _is_amount(value):
+        return _format_amount(value)
+    if isinstance(value, list | tuple):
+        return "; ".join(_clean(str(item)) for item in value)
+    return _clean(str(value))
+
+
+def _diff_excerpts(old: str, new: str) -> tuple[str, str]:
+    """Shorten long values around where they first differ, so the edit stays visible."""
+    width = _CHANGE_VALUE_CHARS
+    if len(old) <= width and len(new) <= width:
+        return old, new
+    start = max(0, _common_prefix_length(old, new) - width // 4)
+    return _excerpt_from(old, start, width), _excerpt_from(new, start, width)
+
+
+def _common_prefix_length(old: str, new: str) -> int:
+    mismatches = (index for index, (a, b) in enumerate(zip(old, new, strict=False)) if a != b)
+    return next(mismatches, min(len(old), len(new)))
+
+
+def _excerpt_from(text: str, start: int, width: int) -> str:
+    if start == 0:
+        return truncate(text, width)
+    return ELLIPSIS + truncate(text[start:], width - 1)
+
+
+def _more_changes(hidden: int) -> str:
+    return f"\n…and {hidden} more change{'s' if hidden > 1 else ''}"
+
+
+def _changes_text(change: Change, escape: Escape = _identity) -> str | None:
+    lines = [_change_line(field_change) for field_change in change.fields]
+    if not lines:
+        return None
+    return _join_within(lines, "\n", _CHANGES_CHARS, _more_changes, escape)
+
+
+# ---------------------------------------------------------------- console
+
+
+def render_text(alert: Alert) -> str:
+    """The console block for one alert; also the basis of the plain-text fallbacks."""
+    lines = [_text_headline(alert)]
+    lines += [f"  {label + ':':<9}{value}" for label, value in _text_details(alert) if value]
+    lines += _text_changes(alert.change)
+    return "\n".join(lines)
+
+
+def _text_headline(alert: Alert) -> str:
+    posting = alert.change.posting
+    headline = f"{_TEXT_TAGS[alert.change.kind]} {truncate(_title(posting), _TITLE_CHARS)}"
+    company = _known(posting.company)
+    if company:
+        headline += f" — {truncate(company, _NAME_CHARS)}"
+    return headline
+
+
+def _text_details(alert: Alert) -> list[tuple[str, str | None]]:
+    posting = alert.change.posting
+    salary = format_salary(posting)
+    posted = _known(posting.posted_at)
+    source = _known(posting.source)
+    origin = f"subscription {_subscription_text(alert)}"
+    summary = _excerpt(posting) if alert.change.kind is ChangeKind.NEW else None
+    return [
+        ("Where", format_locations(posting, _LOCATION_CHARS)),
+        ("Salary", truncate(salary, _SALARY_CHARS) if salary else None),
+        ("Posted", truncate(posted, _POSTED_CHARS) if posted else None),
+        ("Link", _link(posting)),
+        ("Source", f"{truncate(source, _NAME_CHARS)} · {origin}" if source else origin),
+        ("Summary", summary),
+    ]
+
+
+def _text_changes(change: Change) -> list[str]:
+    changes = _changes_text(change)
+    if changes is None:
+        return []
+    return ["  Changes:", *(f"    {line}" for line in changes.split("\n"))]
+
+
+# ---------------------------------------------------------------- Slack
+
+
+def slack_payload(alert: Alert) -> dict[str, Any]:
+    """A chat.postMessage / incoming-webhook body with Block Kit blocks and a fallback."""
+    blocks = [_slack_title_block(alert)]
+    fields = _slack_fields(alert.change.posting)
+    if fields:
+        blocks.append({"type": "section", "fields": fields})
+    body = _slack_body(alert.change)
+    if body:
+        blocks.append(_slack_section(body))
+    blocks.append(_slack_context(alert))
+    return {
+        "text": _fit(render_text(alert), _SLACK_TEXT_CHARS, slack_escape),
+        "blocks": blocks,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def _slack_mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _slack_section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": _slack_mrkdwn(text)}
+
+
+def _slack_label(text: str) -> str:
+    # No escape exists for "|" inside <url|label>; a look-alike keeps the text readable.
+    return slack_escape(text).replace("|", _DIVIDES)
+
+
+def _slack_title_block(alert: Alert) -> dict[str, Any]:
+    posting = alert.change.posting
+    url = _link(posting)
+    link_url = url.translate(_SLACK_ENTITIES) if url else None
+    if link_url and len(link_url) <= _URL_CHARS:
+        title = f"<{link_url}|{_fit(_title(posting), _TITLE_CHARS, _slack_label)}>"
+    else:
+        title = _fit(_title(posting), _TITLE_CHARS, slack_escape)
+    return _slack_section(f"*{KIND_LABELS[alert.change.kind]}:* {title}")
+
+
+def _slack_fields(posting: Posting) -> list[dict[str, str]]:
+    return [_slack_mrkdwn(f"*{name}*\n{value}") for name, value in _details(posting, slack_escape)]
+
+
+def _slack_body(change: Change) -> str | None:
+    if change.kind is ChangeKind.NEW:
+        excerpt = _excerpt(change.posting)
+        return slack_escape(excerpt) if excerpt else None
+    changes = _changes_text(change, slack_escape)
+    return f"*Changes*\n{changes}" if changes else None
+
+
+def _slack_context(alert: Alert) -> dict[str, Any]:
+    elements = []
+    source = _fit_known(alert.change.posting.source, _NAME_CHARS, slack_escape)
+    if source:
+        elements.append(_slack_mrkdwn(f"Source: {source}"))
+    elements.append(_slack_mrkdwn(f"Subscription {slack_escape(_subscription_text(alert))}"))
+    return {"type": "context", "elements": elements}
+
+
+# ---------------------------------------------------------------- Discord
+
+
+def discord_payload(alert: Alert) -> dict[str, Any]:
+    """A webhook / channel message body: one embed, a short fallback line, no pings."""
+    posting = alert.change.posting
+    label = KIND_LABELS[alert.change.kind]
+    title_limit = min(_TITLE_CHARS, _DISCORD_TITLE_CHARS - len(label) - 2)
+    embed: dict[str, Any] = {
+        "title": f"{label}: {_fit(_title(posting), title_limit, discord_escape)}",
+        "color": _DISCORD_COLORS[alert.change.kind],
+        "fields": _discord_fields(posting),
+        # Footers are shown literally (no markdown), so only mentions need defusing.
+        "footer": {"text": f"Subscription {_defuse_discord_mentions(_subscription_text(alert))}"},
+    }
+    url = _link(posting)
+    if url:
+        embed["url"] = url
+    description = _discord_description(alert.change)
+    if description:
+        embed["description"] = description
+    return {
+        "content": _discord_content(alert, url),
+        "embeds": [embed],
+        "allowed_mentions": {"parse": []},
+    }
+
+
+def _discord_fields(posting: Posting) -> list[dict[str, Any]]:
+    details = _details(posting, discord_escape)
+    source = _fit_known(posting.source, _NAME_CHARS, discord_escape)
+    if source:
+        details.append(("Source", source))
+    return [{"name": name, "value": value, "inline": True} for name, value in details]
+
+
+def _discord_description(change: Change) -> str | None:
+    if change.kind is ChangeKind.NEW:
+        excerpt = _excerpt(change.posting)
+        return discord_escape(excerpt) if excerpt else None
+    return _changes_text(change, discord_escape)
+
+
+def _discord_content(alert: Alert, url: str | None) -> str:
+    """One line for notifications and for readers who turned embeds off."""
+    posting = alert.change.posting
+    content = f"**{KIND_LABELS[alert.change.kind]}:** "
+    content += _fit(_title(posting), _TITLE_CHARS, discord_escape)
+    company = _fit_known(posting.company, _NAME_CHARS, discord_escape)
+    if company:
+        content += f" — {company}"
+    if url:
+        # Angle brackets stop Discord from adding a preview next to our embed.
+        content += f" <{url}>"
+    return content

@@ -1,0 +1,526 @@
+"""SQLite state: the only module with SQL.
+
+One connection (aiosqlite), WAL, versioned migrations, and a lock so that every
+read and write transaction of this process runs one at a time on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.diff import DiffResult, StoredPosting
+from bot.errors import StoreError
+from bot.models import Change, ChangeKind, FieldChange, Posting, Subscription
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE sources (
+            name TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            baseline_done INTEGER NOT NULL DEFAULT 0,
+            last_poll_at REAL,
+            last_success_at REAL,
+            last_error TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE postings (
+            source TEXT NOT NULL,
+            posting_id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            first_seen_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            closed_at REAL,
+            missing_polls INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (source, posting_id)
+        )""",
+        "CREATE INDEX postings_open ON postings (source) WHERE closed_at IS NULL",
+        """CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            posting_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            fields TEXT NOT NULL,
+            posting TEXT NOT NULL,
+            detected_at REAL NOT NULL
+        )""",
+        "CREATE INDEX changes_posting ON changes (source, posting_id)",
+        """CREATE TABLE subscriptions (
+            id INTEGER PRIMARY KEY,
+            target TEXT NOT NULL,
+            query TEXT NOT NULL,
+            notify TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            origin TEXT NOT NULL,
+            created_by TEXT,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            subscription_id INTEGER NOT NULL,
+            change_id INTEGER NOT NULL REFERENCES changes (id),
+            target TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            sent_at REAL,
+            message_ref TEXT
+        )""",
+        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('subscriptions_version', 0)",
+    ),
+)
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    name: str
+    type: str
+    baseline_done: bool
+    last_poll_at: float | None
+    last_success_at: float | None
+    last_error: str | None
+    consecutive_failures: int
+    open_postings: int
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A change that a subscription wants delivered."""
+
+    change_index: int  # position in DiffResult.changes
+    subscription: Subscription
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    target: str
+    attempts: int
+    change: Change
+    subscription: Subscription
+    detected_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    pending: int
+    sent: int
+    dead: int
+
+
+def idempotency_key(subscription_id: int, posting: Posting, change_id: int) -> str:
+    raw = f"{subscription_id}\x1f{posting.source}\x1f{posting.id}\x1f{change_id}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Store:
+        try:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"cannot open database {str(path)!r}: {err}") from None
+        db.row_factory = aiosqlite.Row
+        store = cls(db)
+        try:
+            await store._configure()
+            await store._migrate()
+        except sqlite3.DatabaseError as err:
+            await db.close()
+            raise StoreError(f"cannot use database {str(path)!r}: {err}") from None
+        except StoreError:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    async def _configure(self) -> None:
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA busy_timeout=5000",
+            "PRAGMA foreign_keys=ON",
+        ):
+            await self._db.execute(pragma)
+
+    async def _migrate(self) -> None:
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+        current = await self._scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"the database schema is version {current}, newer than this careerbot knows "
+                f"({len(MIGRATIONS)}); upgrade careerbot"
+            )
+        for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+            async with self._transaction():
+                for statement in statements:
+                    await self._db.execute(statement)
+                await self._db.execute(
+                    "INSERT INTO schema_migrations (version) VALUES (?)", (version,)
+                )
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        await self._db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
+        async with self._lock, self._transaction():
+            yield
+
+    async def _scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._db.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._lock, self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def schema_version(self) -> int:
+        async with self._lock:
+            return await self._scalar("SELECT MAX(version) FROM schema_migrations")
+
+    # --- sources -------------------------------------------------------------
+
+    async def register_sources(self, sources: Iterable[tuple[str, str]]) -> None:
+        """Make sure a state row exists for each (name, type)."""
+        async with self._write():
+            await self._db.executemany(
+                "INSERT INTO sources (name, type) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET type = excluded.type",
+                list(sources),
+            )
+
+    async def source_states(self) -> list[SourceState]:
+        rows = await self._rows(
+            """SELECT s.*, (SELECT COUNT(*) FROM postings p
+                            WHERE p.source = s.name AND p.closed_at IS NULL) AS open_postings
+               FROM sources s ORDER BY s.name"""
+        )
+        return [
+            SourceState(
+                name=row["name"],
+                type=row["type"],
+                baseline_done=bool(row["baseline_done"]),
+                last_poll_at=row["last_poll_at"],
+                last_success_at=row["last_success_at"],
+                last_error=row["last_error"],
+                consecutive_failures=row["consecutive_failures"],
+                open_postings=row["open_postings"],
+            )
+            for row in rows
+        ]
+
+    async def source_state(self, name: str) -> SourceState | None:
+        return next((s for s in await self.source_states() if s.name == name), None)
+
+    async def record_failure(self, source: str, error: str, now: float) -> None:
+        async with self._write():
+            await self._db.execute(
+                """UPDATE sources SET last_poll_at = ?, last_error = ?,
+                   consecutive_failures = consecutive_failures + 1 WHERE name = ?""",
+                (now, error, source),
+            )
+
+    # --- postings ------------------------------------------------------------
+
+    async def stored_postings(self, source: str) -> dict[str, StoredPosting]:
+        rows = await self._rows(
+            "SELECT data, content_hash, closed_at, missing_polls FROM postings WHERE source = ?",
+            (source,),
+        )
+        stored: dict[str, StoredPosting] = {}
+        for row in rows:
+            posting = Posting.from_json(json.loads(row["data"]))
+            stored[posting.id] = StoredPosting(
+                posting, row["content_hash"], row["closed_at"] is not None, row["missing_polls"]
+            )
+        return stored
+
+    async def open_postings(self) -> list[tuple[Posting, float]]:
+        """Every open posting with when it was first seen, newest first."""
+        rows = await self._rows(
+            "SELECT data, first_seen_at FROM postings WHERE closed_at IS NULL"
+            " ORDER BY first_seen_at DESC, source, posting_id"
+        )
+        return [(Posting.from_json(json.loads(r["data"])), r["first_seen_at"]) for r in rows]
+
+    async def apply_poll(
+        self, source: str, result: DiffResult, matches: Sequence[Match], now: float
+    ) -> list[int]:
+        """Write one successful poll in one transaction: postings, changes, outbox.
+
+        Returns the ids of the change rows written, in the order of ``result.changes``.
+        """
+        async with self._write():
+            await self._write_postings(source, result, now)
+            change_ids = [await self._insert_change(change, now) for change in result.changes]
+            await self._db.executemany(
+                """INSERT INTO outbox (idempotency_key, subscription_id, change_id, target,
+                                       next_attempt_at, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING""",
+                [
+                    (
+                        idempotency_key(
+                            m.subscription.id,
+                            result.changes[m.change_index].posting,
+                            change_ids[m.change_index],
+                        ),
+                        m.subscription.id,
+                        change_ids[m.change_index],
+                        m.subscription.target,
+                        now,
+                        now,
+                    )
+                    for m in matches
+                ],
+            )
+            await self._db.execute(
+                """UPDATE sources SET baseline_done = 1, last_poll_at = ?, last_success_at = ?,
+                   last_error = NULL, consecutive_failures = 0 WHERE name = ?""",
+                (now, now, source),
+            )
+        return change_ids
+
+    async def _write_postings(self, source: str, result: DiffResult, now: float) -> None:
+        db = self._db
+        await db.executemany(
+            """INSERT INTO postings (source, posting_id, data, content_hash,
+                                     first_seen_at, last_seen_at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (source, posting_id) DO UPDATE SET
+                 data = excluded.data, content_hash = excluded.content_hash,
+                 last_seen_at = excluded.last_seen_at, closed_at = NULL, missing_polls = 0""",
+            [
+                (source, p.id, json.dumps(p.to_json(), ensure_ascii=False), digest, now, now)
+                for p, digest in result.upserts
+            ],
+        )
+        await db.executemany(
+            "UPDATE postings SET last_seen_at = ?, missing_polls = 0"
+            " WHERE source = ? AND posting_id = ?",
+            [(now, source, posting_id) for posting_id in result.seen_unchanged],
+        )
+        await db.executemany(
+            "UPDATE postings SET missing_polls = ? WHERE source = ? AND posting_id = ?",
+            [(count, source, posting_id) for posting_id, count in result.missing.items()],
+        )
+        await db.executemany(
+            "UPDATE postings SET closed_at = ?, missing_polls = 0"
+            " WHERE source = ? AND posting_id = ?",
+            [(now, source, posting_id) for posting_id in result.closed],
+        )
+
+    async def _insert_change(self, change: Change, now: float) -> int:
+        fields = [[f.field, f.old, f.new] for f in change.fields]
+        cursor = await self._db.execute(
+            """INSERT INTO changes (source, posting_id, kind, fields, posting, detected_at)
+               VALUES (?, ?, ?, ?, ?, ?)""",
+            (
+                change.posting.source,
+                change.posting.id,
+                change.kind.value,
+                json.dumps(fields, ensure_ascii=False),
+                json.dumps(change.posting.to_json(), ensure_ascii=False),
+                now,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    # --- subscriptions ---------------------------------------------------------
+
+    async def add_subscription(
+        self,
+        target: str,
+        query: str,
+        notify: Iterable[ChangeKind],
+        *,
+        origin: str,
+        created_by: str | None,
+        now: float,
+    ) -> Subscription:
+        kinds = sorted({ChangeKind(k) for k in notify})
+        async with self._write():
+            cursor = await self._db.execute(
+                """INSERT INTO subscriptions (target, query, notify, origin, created_by, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (target, query, json.dumps(kinds), origin, created_by, now),
+            )
+            await self._bump_subscriptions_version()
+        assert cursor.lastrowid is not None
+        return Subscription(
+            cursor.lastrowid, target, query, frozenset(kinds), False, origin, created_by
+        )
+
+    async def remove_subscription(self, subscription_id: int) -> bool:
+        """Delete a subscription and its undelivered alerts."""
+        async with self._write():
+            await self._db.execute(
+                "DELETE FROM outbox WHERE subscription_id = ? AND status = ?",
+                (subscription_id, PENDING),
+            )
+            cursor = await self._db.execute(
+                "DELETE FROM subscriptions WHERE id = ?", (subscription_id,)
+            )
+            await self._bump_subscriptions_version()
+        return cursor.rowcount > 0
+
+    async def sync_config_subscriptions(
+        self, declared: Iterable[tuple[str, str, Iterable[ChangeKind]]], now: float
+    ) -> None:
+        """Make the ``config``-origin subscriptions equal the declared (target, query, notify)."""
+        wanted = {
+            (target, query, json.dumps(sorted({ChangeKind(k) for k in notify})))
+            for target, query, notify in declared
+        }
+        async with self._write():
+            async with self._db.execute(
+                "SELECT id, target, query, notify FROM subscriptions WHERE origin = 'config'"
+            ) as cursor:
+                existing = {
+                    (r["target"], r["query"], r["notify"]): r["id"] for r in await cursor.fetchall()
+                }
+            stale = [(sub_id,) for key, sub_id in existing.items() if key not in wanted]
+            await self._db.executemany(
+                "DELETE FROM outbox WHERE subscription_id = ? AND status = 'pending'", stale
+            )
+            await self._db.executemany("DELETE FROM subscriptions WHERE id = ?", stale)
+            await self._db.executemany(
+                """INSERT INTO subscriptions (target, query, notify, origin, created_at)
+                   VALUES (?, ?, ?, 'config', ?)""",
+                [(t, q, n, now) for t, q, n in sorted(wanted - existing.keys())],
+            )
+            if stale or wanted - existing.keys():
+                await self._bump_subscriptions_version()
+
+    async def subscriptions(self) -> list[Subscription]:
+        rows = await self._rows("SELECT * FROM subscriptions ORDER BY id")
+        return [_subscription(row) for row in rows]
+
+    async def subscriptions_version(self) -> int:
+        async with self._lock:
+            return await self._scalar("SELECT value FROM meta WHERE key = 'subscriptions_version'")
+
+    async def _bump_subscriptions_version(self) -> None:
+        await self._db.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'subscriptions_version'"
+        )
+
+    # --- outbox ----------------------------------------------------------------
+
+    async def due_deliveries(self, now: float, limit: int = 100) -> list[OutboxItem]:
+        rows = await self._rows(
+            """SELECT o.id, o.target, o.attempts, c.kind, c.fields, c.posting, c.detected_at,
+                      s.id AS s_id, s.target AS s_target, s.query AS s_query,
+                      s.notify AS s_notify, s.paused AS s_paused, s.origin AS s_origin,
+                      s.created_by AS s_created_by
+               FROM outbox o
+               JOIN changes c ON c.id = o.change_id
+               JOIN subscriptions s ON s.id = o.subscription_id
+               WHERE o.status = 'pending' AND o.next_attempt_at <= ?
+               ORDER BY o.next_attempt_at, o.id LIMIT ?""",
+            (now, limit),
+        )
+        items = []
+        for row in rows:
+            change = Change(
+                ChangeKind(row["kind"]),
+                Posting.from_json(json.loads(row["posting"])),
+                tuple(FieldChange(*f) for f in json.loads(row["fields"])),
+            )
+            items.append(
+                OutboxItem(
+                    row["id"],
+                    row["target"],
+                    row["attempts"],
+                    change,
+                    _subscription(row, prefix="s_"),
+                    row["detected_at"],
+                )
+            )
+        return items
+
+    async def next_delivery_at(self) -> float | None:
+        rows = await self._rows("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
+        value = rows[0][0] if rows else None
+        return float(value) if value is not None else None
+
+    async def mark_sent(self, item_id: int, now: float, message_ref: str | None) -> None:
+        async with self._write():
+            await self._db.execute(
+                """UPDATE outbox SET status = 'sent', sent_at = ?, message_ref = ?,
+                   attempts = attempts + 1, last_error = NULL WHERE id = ?""",
+                (now, message_ref, item_id),
+            )
+
+    async def mark_retry(
+        self, item_id: int, next_attempt_at: float, error: str, *, count_attempt: bool = True
+    ) -> None:
+        async with self._write():
+            await self._db.execute(
+                """UPDATE outbox SET attempts = attempts + ?, next_attempt_at = ?,
+                   last_error = ? WHERE id = ?""",
+                (int(count_attempt), next_attempt_at, error, item_id),
+            )
+
+    async def mark_dead(self, item_id: int, error: str) -> None:
+        async with self._write():
+            await self._db.execute(
+                """UPDATE outbox SET status = 'dead', attempts = attempts + 1,
+                   last_error = ? WHERE id = ?""",
+                (error, item_id),
+            )
+
+    async def outbox_counts(self) -> OutboxCounts:
+        rows = await self._rows("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        counts = {row[0]: row[1] for row in rows}
+        return OutboxCounts(counts.get(PENDING, 0), counts.get(SENT, 0), counts.get(DEAD, 0))
+
+
+def _subscription(row: aiosqlite.Row, prefix: str = "") -> Subscription:
+    return Subscription(
+        row[prefix + "id"],
+        row[prefix + "target"],
+        row[prefix + "query"],
+        frozenset(ChangeKind(k) for k in json.loads(row[prefix + "notify"])),
+        bool(row[prefix + "paused"]),
+        row[prefix + "origin"],
+        row[prefix + "created_by"],
+    )

@@ -1,0 +1,74 @@
+"""A scriptable HTTP server on 127.0.0.1 for tests (aiohttp, same event loop)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | str = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Recorded:
+    method: str
+    path_qs: str
+    body: bytes
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class Loopback:
+    """Serves ``routes[path]``: a fixed Reply, or a list consumed one per request (last repeats)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Reply | list[Reply]] = {}
+        self.requests: list[Recorded] = []
+        self.base_url = ""
+
+    def set(self, path: str, reply: Reply | list[Reply]) -> None:
+        self.routes[path] = reply
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    @staticmethod
+    def _next(replies: list[Reply]) -> Reply:
+        return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded(request.method, request.path_qs, await request.read()))
+        route = self.routes.get(request.path_qs, self.routes.get(request.path))
+        if route is None:
+            return web.Response(status=404, text="not found")
+        reply = route if isinstance(route, Reply) else self._next(route)
+        body = reply.body.encode() if isinstance(reply.body, str) else reply.body
+        return web.Response(status=reply.status, body=body, headers=reply.headers)
+
+
+@asynccontextmanager
+async def serve() -> AsyncIterator[Loopback]:
+    loopback = Loopback()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", loopback._handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    loopback.base_url = f"http://127.0.0.1:{port}"
+    try:
+        yield loopback
+    finally:
+        await runner.cleanup()

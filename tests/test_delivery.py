@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from loopback import Reply, serve
+
+from bot.chat.webhook import DiscordWebhookSender, SlackWebhookSender, parse_retry_after
+from bot.delivery import BACKOFF_CAP, DeliveryWorker, RateLimit, Sender, backoff_delay
+from bot.diff import diff
+from bot.errors import DeliveryError
+from bot.models import Alert, Change, ChangeKind, Posting, Subscription
+from bot.store import Match, Store
+
+POSTING = Posting(
+    "src", "7", "Research Scientist @everyone", company="Acme", url="https://jobs.example/7"
+)
+
+ALERT = Alert(
+    Change(ChangeKind.NEW, POSTING), Subscription(1, "webhook:lab", "x"), "2024-01-01T00:00:00Z"
+)
+
+
+class FakeClock:
+    """Time that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "state.sqlite3")
+    await opened.register_sources([("src", "greenhouse")])
+    yield opened
+    await opened.close()
+
+
+async def queue_alert(store: Store, target: str, now: float) -> None:
+    sub = await store.add_subscription(
+        target, "scientist", [ChangeKind.NEW], origin="cli", created_by=None, now=now
+    )
+    result = diff({}, [POSTING], baseline=False, close_after=2)
+    await store.apply_poll("src", result, [Match(0, sub)], now=now)
+
+
+def worker_for(
+    store: Store, target: str, sender: Sender, clock: FakeClock, max_attempts: int = 4
+) -> DeliveryWorker:
+    senders: dict[str, tuple[Sender, RateLimit | None]] = {target: (sender, None)}
+    return DeliveryWorker(
+        store,
+        senders.get,
+        max_attempts=max_attempts,
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(1),
+    )
+
+
+async def test_slack_webhook_429_with_retry_after_is_delivered_exactly_once(store: Store) -> None:
+    clock = FakeClock()
+    async with serve() as server, httpx.AsyncClient() as client:
+        server.set(
+            "/hook",
+            [
+                Reply(429, "rate_limited", {"Retry-After": "7"}),
+                Reply(200, "ok"),
+            ],
+        )
+        await queue_alert(store, "webhook:lab", clock.now)
+        worker = worker_for(
+            store, "webhook:lab", SlackWebhookSender(client, server.url("/hook")), clock
+        )
+        delivered = await worker.drain(deadline=clock.now + 60)
+    assert delivered == 1
+    assert len(server.requests) == 2
+    assert 7 <= clock.slept[0] <= 7.25, "waited what Retry-After asked"
+    first, second = (r.json() for r in server.requests)
+    assert first == second
+    assert "blocks" in second and second["text"]
+    assert "<!everyone>" not in second["text"]
+    counts = await store.outbox_counts()
+    assert (counts.pending, counts.sent, counts.dead) == (0, 1, 0)
+    worker_again = worker_for(
+        store, "webhook:lab", SlackWebhookSender(client, "http://unused"), clock
+    )
+    assert await worker_again.drain(deadline=clock.now + 60) == 0
+
+
+async def test_discord_webhook_waits_for_the_message_and_allows_no_mentions(store: Store) -> None:
+    clock = FakeClock()
+    async with serve() as server, httpx.AsyncClient() as client:
+        server.set("/api/webhooks/1/tok", Reply(200, '{"id": "1234567890"}'))
+        sender = DiscordWebhookSender(client, server.url("/api/webhooks/1/tok"))
+        await queue_alert(store, "webhook:team", clock.now)
+        assert await worker_for(store, "webhook:team", sender, clock).drain(clock.now + 1) == 1
+    (request,) = server.requests
+    assert request.path_qs == "/api/webhooks/1/tok?wait=true"
+    payload = request.json()
+    assert payload["allowed_mentions"] == {"parse": []}
+    assert payload["embeds"][0]["url"] == "https://jobs.example/7"
+
+
+@pytest.mark.parametrize(
+    ("replies", "sent", "dead"),
+    [
+        ([Reply(503), Reply(502), Reply(200, "ok")], 1, 0),  # transient, then fine
+        ([Reply(404, "no_service")], 0, 1),  # a deleted webhook is permanent
+        ([Reply(400, "invalid_payload")], 0, 1),
+        ([Reply(500)], 0, 1),  # never recovers: dead after max attempts
+    ],
+)
+async def test_retry_and_dead_letter(
+    store: Store, replies: list[Reply], sent: int, dead: int
+) -> None:
+    clock = FakeClock()
+    async with serve() as server, httpx.AsyncClient() as client:
+        server.set("/hook", replies)
+        await queue_alert(store, "webhook:lab", clock.now)
+        worker = worker_for(
+            store, "webhook:lab", SlackWebhookSender(client, server.url("/hook")), clock
+        )
+        await worker.drain(deadline=clock.now + 10 * BACKOFF_CAP)
+    counts = await store.outbox_counts()
+    assert (counts.sent, counts.dead, counts.pending) == (sent, dead, 0)
+
+
+async def test_errors_never_show_the_webhook_url(store: Store) -> None:
+    secret_url = "http://127.0.0.1:9/services/T000/B000/very-secret-token"
+    async with httpx.AsyncClient() as client:
+        sender = SlackWebhookSender(client, secret_url)
+        with pytest.raises(DeliveryError) as caught:
+            await sender.send(ALERT)
+    assert "very-secret-token" not in str(caught.value)
+    assert caught.value.retryable
+    assert "very-secret-token" not in repr(sender)
+
+
+async def test_unavailable_target_waits_without_using_attempts(store: Store) -> None:
+    clock = FakeClock()
+    await queue_alert(store, "slack:C123", clock.now)
+    worker = DeliveryWorker(store, lambda target: None, clock=clock, sleep=clock.sleep)
+    assert await worker.deliver_due() == 0
+    (item,) = await store.due_deliveries(clock.now + 3600)
+    assert item.attempts == 0
+
+
+def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after() -> None:
+    rng = random.Random(3)
+    delays = [backoff_delay(attempt, None, rng) for attempt in range(1, 12)]
+    assert all(2 ** (a) / 2 <= d <= 2 ** (a + 1) for a, d in enumerate(delays[:6], start=1))
+    assert max(delays) <= BACKOFF_CAP
+    assert 30 <= backoff_delay(1, 30, rng) <= 30.25
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("5", 5.0),
+        ("0.5", 0.5),
+        (None, None),
+        ("soon", None),
+        ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0),
+    ],
+)
+def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
+    from email.utils import parsedate_to_datetime
+
+    now = parsedate_to_datetime("Wed, 21 Oct 2015 07:28:00 GMT").timestamp()
+    assert parse_retry_after(header, now=now) == seconds

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.diff import diff
+from bot.errors import StoreError
+from bot.models import ChangeKind, Posting
+from bot.store import MIGRATIONS, Match, Store
+
+P1 = Posting("src", "1", "Research Scientist", company="Acme")
+P2 = Posting("src", "2", "ML Engineer", company="Acme")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "state.sqlite3")
+    await opened.register_sources([("src", "greenhouse")])
+    yield opened
+    await opened.close()
+
+
+async def test_fresh_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = await Store.open(path)
+    assert await store.schema_version() == len(MIGRATIONS)
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+    reopened = await Store.open(path)  # migrating again is a no-op
+    assert await reopened.schema_version() == len(MIGRATIONS)
+    await reopened.close()
+
+
+async def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    await (await Store.open(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_migrations (version) VALUES (99)")
+    with pytest.raises(StoreError, match="newer than this careerbot"):
+        await Store.open(path)
+
+
+async def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "junk.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot use database"):
+        await Store.open(path)
+
+
+async def _subscribe(store: Store) -> Match:
+    sub = await store.add_subscription(
+        "console", "scientist", [ChangeKind.NEW], origin="cli", created_by=None, now=1.0
+    )
+    return Match(0, sub)
+
+
+async def test_apply_poll_writes_postings_changes_and_outbox(store: Store) -> None:
+    await store.apply_poll("src", diff({}, [P1], baseline=True, close_after=2), [], now=10.0)
+    result = diff(await store.stored_postings("src"), [P1, P2], baseline=False, close_after=2)
+    match = await _subscribe(store)
+    change_ids = await store.apply_poll("src", result, [match], now=20.0)
+    assert len(change_ids) == 1
+    assert set(await store.stored_postings("src")) == {"1", "2"}
+    (item,) = await store.due_deliveries(now=20.0)
+    assert item.change.kind is ChangeKind.NEW and item.change.posting == P2
+    assert item.subscription.id == match.subscription.id
+    (state,) = await store.source_states()
+    assert state.baseline_done and state.open_postings == 2 and state.last_success_at == 20.0
+
+
+async def test_a_failing_poll_transaction_leaves_nothing_behind(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    match = await _subscribe(store)
+    result = diff({}, [P1, P2], baseline=False, close_after=2)
+
+    async def broken(*args: object) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_insert_change", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.apply_poll("src", result, [match], now=5.0)
+    assert await store.stored_postings("src") == {}
+    assert await store.due_deliveries(now=5.0) == []
+    (state,) = await store.source_states()
+    assert not state.baseline_done
+
+
+async def test_outbox_key_is_idempotent(store: Store) -> None:
+    match = await _subscribe(store)
+    result = diff({}, [P2], baseline=False, close_after=2)
+    await store.apply_poll("src", result, [match, match], now=1.0)
+    assert len(await store.due_deliveries(now=1.0)) == 1
+
+
+async def test_outbox_transitions(store: Store) -> None:
+    match = await _subscribe(store)
+    await store.apply_poll("src", diff({}, [P1], baseline=False, close_after=2), [match], now=1.0)
+    (item,) = await store.due_deliveries(now=1.0)
+    await store.mark_retry(item.id, 50.0, "HTTP 503")
+    assert await store.due_deliveries(now=49.0) == []
+    assert await store.next_delivery_at() == 50.0
+    (again,) = await store.due_deliveries(now=50.0)
+    assert again.attempts == 1
+    await store.mark_sent(again.id, 51.0, "msg-1")
+    assert await store.due_deliveries(now=1e9) == []
+    counts = await store.outbox_counts()
+    assert (counts.pending, counts.sent, counts.dead) == (0, 1, 0)
+
+
+async def test_unsubscribe_drops_undelivered_alerts(store: Store) -> None:
+    match = await _subscribe(store)
+    await store.apply_poll("src", diff({}, [P1], baseline=False, close_after=2), [match], now=1.0)
+    assert await store.remove_subscription(match.subscription.id)
+    assert not await store.remove_subscription(match.subscription.id)
+    assert (await store.outbox_counts()).pending == 0
+
+
+async def test_config_subscriptions_sync(store: Store) -> None:
+    version = await store.subscriptions_version()
+    declared = [("console", "a", [ChangeKind.NEW]), ("console", "b", [ChangeKind.NEW])]
+    await store.sync_config_subscriptions(declared, now=1.0)
+    first = await store.subscriptions()
+    await store.sync_config_subscriptions(declared, now=2.0)
+    assert await store.subscriptions() == first, "unchanged config keeps ids"
+    await store.sync_config_subscriptions(declared[:1], now=3.0)
+    assert [s.query for s in await store.subscriptions()] == ["a"]
+    assert await store.subscriptions_version() > version
