@@ -163,7 +163,7 @@ class App:
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=max(int(interval), 1),
-                next_run_time=now + timedelta(seconds=random.uniform(0, FIRST_POLL_SPREAD)),
+                next_run_time=now + timedelta(seconds=random.uniform(0, min(FIRST_POLL_SPREAD, interval))),
             )
         scheduler.start()
         log.info("running: %d sources scheduled", len(scheduler.get_jobs()))
