@@ -155,6 +155,7 @@ class App:
         now = datetime.now(UTC)
         for source_config in self._enabled_sources(None):
             interval = self.config.interval_of(source_config)
+            first_poll = random.uniform(0, min(FIRST_POLL_SPREAD, interval))
             scheduler.add_job(
                 poll_job,
                 IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 300.0)),
@@ -163,7 +164,7 @@ class App:
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=max(int(interval), 1),
-                next_run_time=now + timedelta(seconds=random.uniform(0, min(FIRST_POLL_SPREAD, interval))),
+                next_run_time=now + timedelta(seconds=first_poll),
             )
         scheduler.start()
         log.info("running: %d sources scheduled", len(scheduler.get_jobs()))
