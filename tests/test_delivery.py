@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -37,14 +35,6 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "state.sqlite3")
-    await opened.register_sources([("src", "greenhouse")])
-    yield opened
-    await opened.close()
 
 
 async def queue_alert(store: Store, target: str, now: float) -> None:

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from fakes import FakeFetcher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Response, SourceSpec
+from bot.sources.base import SourceSpec
 from bot.sources.cvpr import collect, parse_page
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cvpr"
@@ -30,20 +30,6 @@ def parse(name: str, url: str = BOARD, company: str | None = None) -> list[Posti
 def by_title(postings: list[Posting], title: str) -> Posting:
     (posting,) = [p for p in postings if p.title == title]
     return posting
-
-
-class FakeFetcher:
-    """A Fetcher over a dict of URL -> body; unknown URLs fail like a 404."""
-
-    def __init__(self, pages: Mapping[str, bytes]) -> None:
-        self.pages = pages
-        self.calls: list[str] = []
-
-    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        self.calls.append(url)
-        if url not in self.pages:
-            raise SourceError(f"HTTP 404 for {url}")
-        return Response(url=url, status=200, headers={}, body=self.pages[url])
 
 
 def card(title: str, company: str, apply: str, location: str = "") -> str:

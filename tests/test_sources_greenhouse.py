@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeFetcher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Response, SourceSpec
+from bot.sources.base import SourceSpec
 from bot.sources.greenhouse import api_url, collect, parse_board
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "greenhouse"
@@ -30,20 +30,6 @@ def parse(name: str) -> dict[str, Posting]:
 
 def board(*jobs: dict[str, Any]) -> bytes:
     return json.dumps({"jobs": list(jobs), "meta": {"total": len(jobs)}}).encode()
-
-
-class FakeFetcher:
-    """A Fetcher over a dict of URL -> body; unknown URLs fail like a 404."""
-
-    def __init__(self, pages: Mapping[str, bytes]) -> None:
-        self.pages = pages
-        self.calls: list[str] = []
-
-    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        self.calls.append(url)
-        if url not in self.pages:
-            raise SourceError(f"HTTP 404 for {url}")
-        return Response(url=url, status=200, headers={}, body=self.pages[url])
 
 
 # --- parse_board ----------------------------------------------------------------

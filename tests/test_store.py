@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,6 @@ from bot.store import MIGRATIONS, Match, Store
 
 P1 = Posting("src", "1", "Research Scientist", company="Acme")
 P2 = Posting("src", "2", "ML Engineer", company="Acme")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "state.sqlite3")
-    await opened.register_sources([("src", "greenhouse")])
-    yield opened
-    await opened.close()
 
 
 async def test_fresh_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
