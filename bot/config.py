@@ -98,6 +98,19 @@ class BotSettings(_Strict):
         return value
 
 
+class Selectors(_Strict):
+    """CSS selectors of an ``html`` source; ``sel@attr`` reads an attribute."""
+
+    item: str
+    title: str
+    url: str | None = None
+    location: str | None = None
+    company: str | None = None
+    posted: str | None = None
+    description: str | None = None
+    next_page: str | None = None
+
+
 class SourceConfig(_Strict):
     name: Name
     type: str
@@ -106,6 +119,16 @@ class SourceConfig(_Strict):
     enabled: bool = True
     company: str | None = None
     max_pages: int | None = Field(default=None, ge=1, le=1000)
+    selectors: Selectors | None = None
+    location_separator: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _selectors_for_html(self) -> SourceConfig:
+        if self.type == "html" and self.selectors is None:
+            raise ValueError("an 'html' source needs [sources.selectors] with item and title")
+        if self.type != "html" and self.selectors is not None:
+            raise ValueError("selectors apply only to sources of type 'html'")
+        return self
 
     @field_validator("type")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from urllib.request import url2pathname
 
@@ -17,7 +18,8 @@ from bot.sources.base import Response
 USER_AGENT = f"careerbot/{__version__} (self-hosted job-alert bot)"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_REDIRECTS = 5
-_FIRST_NUMBER = re.compile(r"\d+")
+_LAST_NUMBER = re.compile(r"\d+(?=\D*$)")
+_PAGING_KEYS = ("page", "offset", "skip")
 
 
 def make_client(timeout: float = 20.0) -> httpx.AsyncClient:
@@ -26,6 +28,7 @@ def make_client(timeout: float = 20.0) -> httpx.AsyncClient:
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=True,
+        http2=True,
         max_redirects=MAX_REDIRECTS,
         limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
     )
@@ -46,10 +49,25 @@ class HttpFetcher:
             raise SourceError(f"cannot fetch {url!r}: only http(s):// and file: are supported")
         return await self._get_http(url, headers)
 
+    async def post_json(
+        self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "file":
+            return read_file_url(url, self._max_bytes)
+        if scheme not in ("http", "https"):
+            raise SourceError(f"cannot fetch {url!r}: only http(s):// and file: are supported")
+        return await self._request("POST", url, headers, payload)
+
     async def _get_http(self, url: str, headers: Mapping[str, str] | None) -> Response:
+        return await self._request("GET", url, headers)
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str] | None, payload: Any = None
+    ) -> Response:
         where = _describe(url)
         try:
-            async with self._client.stream("GET", url, headers=headers) as response:
+            async with self._client.stream(method, url, headers=headers, json=payload) as response:
                 body = await self._read_capped(response, where)
         except httpx.TimeoutException:
             raise SourceError(f"timed out fetching {where}") from None
@@ -75,9 +93,10 @@ class HttpFetcher:
 def read_file_url(url: str, max_bytes: int = MAX_BODY_BYTES) -> Response:
     """Read a ``file:`` location.
 
-    A ``?page=N`` query selects the numbered sibling file (``page1.html`` →
-    ``page2.html``) when it exists, so a saved set of pages paginates offline
-    like the live board; otherwise the query is ignored.
+    A ``page``, ``offset`` or ``skip`` query parameter selects the numbered
+    sibling file (``page1.html?page=2`` → ``page2.html``) when it exists, so a
+    saved set of pages paginates offline like the live source; otherwise the
+    query is ignored.
     """
     parts = urlsplit(url)
     path = Path(url2pathname(parts.path))
@@ -98,10 +117,12 @@ def read_file_url(url: str, max_bytes: int = MAX_BODY_BYTES) -> Response:
 
 
 def _paged_sibling(path: Path, query: str) -> Path:
-    pages = parse_qs(query).get("page")
-    if not pages or not pages[-1].isdigit():
+    params = parse_qs(query)
+    number = next((params[key][-1] for key in _PAGING_KEYS if key in params), None)
+    if number is None or not number.isdigit() or not _LAST_NUMBER.search(path.stem):
         return path
-    sibling = path.with_name(_FIRST_NUMBER.sub(pages[-1], path.name, count=1))
+    stem = _LAST_NUMBER.sub(number, path.stem, count=1)
+    sibling = path.with_name(stem + path.suffix)
     return sibling if sibling.exists() else path
 
 

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Any
 
 from bot.errors import SourceError
 from bot.sources.base import Response
 
 
 class FakeFetcher:
-    """A Fetcher over a dict of URL -> body; unknown URLs fail like a 404."""
+    """A Fetcher over a dict of URL -> body; unknown URLs fail like a 404.
 
-    def __init__(self, pages: Mapping[str, bytes]) -> None:
+    A POST is answered from ``pages[url]``, or from ``posts[(url, json-of-body)]``
+    when the same URL answers differently per body (offset paging).
+    """
+
+    def __init__(
+        self,
+        pages: Mapping[str, bytes],
+        posts: Mapping[tuple[str, str], bytes] | None = None,
+    ) -> None:
         self.pages = pages
+        self.posts = posts or {}
         self.calls: list[str] = []
+        self.payloads: list[Any] = []
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
         self.calls.append(url)
+        if url not in self.pages:
+            raise SourceError(f"HTTP 404 for {url}")
+        return Response(url=url, status=200, headers={}, body=self.pages[url])
+
+    async def post_json(
+        self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        self.calls.append(url)
+        self.payloads.append(payload)
+        key = (url, json.dumps(payload, sort_keys=True))
+        if key in self.posts:
+            return Response(url=url, status=200, headers={}, body=self.posts[key])
         if url not in self.pages:
             raise SourceError(f"HTTP 404 for {url}")
         return Response(url=url, status=200, headers={}, body=self.pages[url])

@@ -1,6 +1,9 @@
-"""Source types. Importing this package registers every type."""
+"""Source types. Importing this package registers every type: each module in it
+registers its collector with ``@register("type")``."""
 
-from bot.sources import cvpr, greenhouse  # noqa: F401  (registration side effect)
+import importlib
+import pkgutil
+
 from bot.sources.base import (
     Collected,
     Fetcher,
@@ -9,5 +12,8 @@ from bot.sources.base import (
     collector_for,
     source_types,
 )
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["Collected", "Fetcher", "Response", "SourceSpec", "collector_for", "source_types"]

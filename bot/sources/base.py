@@ -26,9 +26,20 @@ class Response:
 
 
 class Fetcher(Protocol):
-    """Fetches ``http(s)://`` and ``file:`` locations; raises ``SourceError``."""
+    """Fetches ``http(s)://`` and ``file:`` locations; raises ``SourceError``.
+
+    ``file:`` locations paginate offline: a ``page``, ``offset`` or ``skip``
+    query parameter selects the sibling file whose name has that number in
+    place of its last number (``jobs-offset0.json?offset=3`` reads
+    ``jobs-offset3.json``), and the file itself when there is none. A POST to a
+    ``file:`` location reads the file; the body is ignored.
+    """
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response: ...
+
+    async def post_json(
+        self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None
+    ) -> Response: ...
 
 
 @dataclass(frozen=True, slots=True)
