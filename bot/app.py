@@ -23,7 +23,7 @@ from bot.chat.webhook import DiscordWebhookSender, SlackWebhookSender
 from bot.config import Config, LoadedConfig, SourceConfig
 from bot.delivery import DeliveryWorker, RateLimit, Sender, SenderLookup
 from bot.fetch import HttpFetcher, make_client
-from bot.pipeline import Pipeline, PollOutcome
+from bot.pipeline import Pipeline, PollOutcome, poll_due
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,11 @@ class App:
         in_flight: set[asyncio.Task[PollOutcome]] = set()
 
         async def poll_job(source_config: SourceConfig) -> None:
+            state = await self.store.source_state(source_config.name)
+            interval = self.config.interval_of(source_config)
+            if not poll_due(state, interval, self._clock()):
+                log.info("source %s: backing off after failures; poll skipped", source_config.name)
+                return
             task = asyncio.ensure_future(self.pipeline.poll(source_config))
             in_flight.add(task)
             try:

@@ -10,7 +10,14 @@ class ConfigError(CareerbotError):
 
 
 class SourceError(CareerbotError):
-    """A source could not be fetched or its content could not be parsed."""
+    """A source could not be fetched or its content could not be parsed.
+
+    ``retry_after`` is the delay in seconds the server asked for (429/503), if any.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class QueryError(CareerbotError):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from urllib.request import url2pathname
 
 import httpx
+from aiolimiter import AsyncLimiter
 
 from bot import __version__
 from bot.errors import SourceError
@@ -34,36 +39,63 @@ def make_client(timeout: float = 20.0) -> httpx.AsyncClient:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FetchLimits:
+    """Politeness: how many requests at once, overall and per host, and how fast per host."""
+
+    connections: int = 16
+    per_host: int = 4
+    per_host_rate: float = 5.0  # requests per second
+
+
 class HttpFetcher:
     """Implements ``bot.sources.base.Fetcher``; every failure is a ``SourceError``."""
 
-    def __init__(self, client: httpx.AsyncClient, *, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        max_bytes: int = MAX_BODY_BYTES,
+        limits: FetchLimits | None = None,
+    ) -> None:
         self._client = client
         self._max_bytes = max_bytes
+        self._limits = limits or FetchLimits()
+        self._all_hosts = asyncio.Semaphore(self._limits.connections)
+        self._hosts: dict[str, tuple[asyncio.Semaphore, AsyncLimiter]] = {}
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        scheme = urlsplit(url).scheme.lower()
-        if scheme == "file":
-            return read_file_url(url, self._max_bytes)
-        if scheme not in ("http", "https"):
-            raise SourceError(f"cannot fetch {url!r}: only http(s):// and file: are supported")
-        return await self._get_http(url, headers)
+        return await self._request("GET", url, headers)
 
     async def post_json(
         self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None
     ) -> Response:
-        scheme = urlsplit(url).scheme.lower()
+        return await self._request("POST", url, headers, payload)
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str] | None, payload: Any = None
+    ) -> Response:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
         if scheme == "file":
             return read_file_url(url, self._max_bytes)
         if scheme not in ("http", "https"):
             raise SourceError(f"cannot fetch {url!r}: only http(s):// and file: are supported")
-        return await self._request("POST", url, headers, payload)
+        host_slots, host_rate = self._host(parts.hostname or "")
+        async with self._all_hosts, host_slots:
+            await host_rate.acquire()
+            return await self._send(method, url, headers, payload)
 
-    async def _get_http(self, url: str, headers: Mapping[str, str] | None) -> Response:
-        return await self._request("GET", url, headers)
+    def _host(self, host: str) -> tuple[asyncio.Semaphore, AsyncLimiter]:
+        limits = self._hosts.get(host)
+        if limits is None:
+            rate = self._limits.per_host_rate
+            limits = (asyncio.Semaphore(self._limits.per_host), AsyncLimiter(rate, 1.0))
+            self._hosts[host] = limits
+        return limits
 
-    async def _request(
-        self, method: str, url: str, headers: Mapping[str, str] | None, payload: Any = None
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str] | None, payload: Any
     ) -> Response:
         where = _describe(url)
         try:
@@ -76,7 +108,10 @@ class HttpFetcher:
         except httpx.HTTPError as err:
             raise SourceError(f"could not fetch {where}: {type(err).__name__}") from None
         if response.status_code >= 400:
-            raise SourceError(f"HTTP {response.status_code} from {where}")
+            raise SourceError(
+                f"HTTP {response.status_code} from {where}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
         return Response(str(response.url), response.status_code, dict(response.headers), body)
 
     async def _read_capped(self, response: httpx.Response, where: str) -> bytes:
@@ -124,6 +159,21 @@ def _paged_sibling(path: Path, query: str) -> Path:
     stem = _LAST_NUMBER.sub(number, path.stem, count=1)
     sibling = path.with_name(stem + path.suffix)
     return sibling if sibling.exists() else path
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _describe(url: str) -> str:

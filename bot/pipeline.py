@@ -7,19 +7,37 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.conditional import PollFetcher, PollFingerprint, SourceUnchanged
 from bot.config import Config, SourceConfig
-from bot.diff import diff
-from bot.errors import CareerbotError
+from bot.diff import StoredPosting, diff
+from bot.errors import CareerbotError, SourceError
 from bot.models import Alert, Change, Subscription, utc_iso
 from bot.query import QueryIndex, parse_query
 from bot.sources import Collected, Fetcher, SourceSpec, collector_for
-from bot.store import Match, Store
+from bot.store import Match, SourceState, Store
 
 log = logging.getLogger(__name__)
 
 # A poll that suddenly finds nothing on a source that had at least this many
 # open postings is treated as a broken page, not as every posting closing.
 SUSPICIOUS_EMPTY_AFTER = 3
+# A failing source is polled at most this rarely while it keeps failing.
+MAX_SOURCE_BACKOFF = 6 * 3600.0
+
+
+def poll_due(state: SourceState | None, interval: float, now: float) -> bool:
+    """Whether a scheduled poll should run: honours Retry-After and backs off
+    exponentially (2, 4, 8… intervals) while a source keeps failing."""
+    if state is None:
+        return True
+    if state.retry_not_before is not None and now < state.retry_not_before:
+        return False
+    if state.consecutive_failures < 2 or state.last_poll_at is None:
+        return True
+    doublings = min(state.consecutive_failures - 1, 32)
+    backoff = min(interval * 2.0**doublings, max(interval, MAX_SOURCE_BACKOFF))
+    schedule_jitter = 0.2 * interval
+    return now >= state.last_poll_at + backoff - schedule_jitter
 
 
 @dataclass(slots=True)
@@ -28,6 +46,7 @@ class PollOutcome:
     error: str | None = None
     postings: int = 0
     baseline: bool = False
+    unchanged: bool = False  # the source answered exactly as last time
     changes: list[Change] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
@@ -103,28 +122,72 @@ class Pipeline:
     async def poll(self, source: SourceConfig, *, dry_run: bool = False) -> PollOutcome:
         """Poll one source; a failure is recorded and reported, never raised."""
         outcome = PollOutcome(source.name)
+        retry_after: float | None = None
         try:
-            collected = await self._collect(source)
-            await self._diff_and_save(source, collected, outcome, dry_run)
+            await self._poll(source, outcome, dry_run)
+        except SourceError as err:
+            outcome.error, retry_after = str(err), err.retry_after
         except CareerbotError as err:
             outcome.error = str(err)
         except Exception as err:  # a parser bug must not stop the other sources
             log.exception("source %s: unexpected error", source.name)
             outcome.error = f"internal error: {type(err).__name__}: {err}"
         if outcome.error is not None and not dry_run:
-            await self._store.record_failure(source.name, outcome.error, self._clock())
+            now = self._clock()
+            retry_not_before = now + retry_after if retry_after is not None else None
+            await self._store.record_failure(source.name, outcome.error, now, retry_not_before)
         return outcome
 
-    async def _collect(self, source: SourceConfig) -> Collected:
+    async def _poll(self, source: SourceConfig, outcome: PollOutcome, dry_run: bool) -> None:
+        state = await self._store.source_state(source.name)
+        fetcher = PollFetcher(self._fetcher, state.fingerprint if state else None)
         collect = collector_for(source.type)
-        return await collect(source_spec(self._config, source), self._fetcher)
+        collected: Collected | None
+        try:
+            collected = await collect(source_spec(self._config, source), fetcher)
+            unchanged = fetcher.same_as_previous()
+        except SourceUnchanged:
+            collected, unchanged = None, True
+        stored = await self._store.stored_postings(source.name)
+        if unchanged:
+            collected = await self._unchanged(source.name, stored, collected, outcome, dry_run)
+            if collected is None:
+                return
+        assert collected is not None
+        fingerprint = fetcher.fingerprint() if collected.complete else None
+        await self._diff_and_save(source, state, stored, collected, fingerprint, outcome, dry_run)
+
+    async def _unchanged(
+        self,
+        name: str,
+        stored: dict[str, StoredPosting],
+        collected: Collected | None,
+        outcome: PollOutcome,
+        dry_run: bool,
+    ) -> Collected | None:
+        """Settle a poll that found the source as last time without diffing it,
+        unless some posting is on its way to closing: then return what to diff
+        (the postings of the last poll, when this one was not even parsed)."""
+        present = [s.posting for s in stored.values() if not s.closed and s.missing_polls == 0]
+        if any(not s.closed and s.missing_polls > 0 for s in stored.values()):
+            return collected or Collected(present)
+        outcome.unchanged = True
+        outcome.postings = len(present)
+        if not dry_run:
+            await self._store.record_unchanged(name, self._clock())
+        return None
 
     async def _diff_and_save(
-        self, source: SourceConfig, collected: Collected, outcome: PollOutcome, dry_run: bool
+        self,
+        source: SourceConfig,
+        state: SourceState | None,
+        stored: dict[str, StoredPosting],
+        collected: Collected,
+        fingerprint: PollFingerprint | None,
+        outcome: PollOutcome,
+        dry_run: bool,
     ) -> None:
         postings = collected.postings
-        stored = await self._store.stored_postings(source.name)
-        state = await self._store.source_state(source.name)
         open_count = sum(1 for s in stored.values() if not s.closed)
         if not postings and open_count >= SUSPICIOUS_EMPTY_AFTER:
             raise CareerbotError(
@@ -150,4 +213,4 @@ class Pipeline:
                 Alert(result.changes[m.change_index], m.subscription, detected) for m in matches
             ]
             return
-        await self._store.apply_poll(source.name, result, matches, now)
+        await self._store.apply_poll(source.name, result, matches, now, fingerprint)

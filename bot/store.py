@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot.conditional import PollFingerprint
 from bot.diff import DiffResult, StoredPosting
 from bot.errors import StoreError
 from bot.models import Change, ChangeKind, FieldChange, Posting, Subscription
@@ -83,6 +84,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('subscriptions_version', 0)",
     ),
+    (
+        "ALTER TABLE sources ADD COLUMN fingerprint TEXT",
+        "ALTER TABLE sources ADD COLUMN retry_not_before REAL",
+    ),
 )
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
@@ -98,6 +103,8 @@ class SourceState:
     last_error: str | None
     consecutive_failures: int
     open_postings: int
+    fingerprint: PollFingerprint | None = None
+    retry_not_before: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +250,8 @@ class Store:
                 last_error=row["last_error"],
                 consecutive_failures=row["consecutive_failures"],
                 open_postings=row["open_postings"],
+                fingerprint=PollFingerprint.from_json(row["fingerprint"]),
+                retry_not_before=row["retry_not_before"],
             )
             for row in rows
         ]
@@ -250,13 +259,33 @@ class Store:
     async def source_state(self, name: str) -> SourceState | None:
         return next((s for s in await self.source_states() if s.name == name), None)
 
-    async def record_failure(self, source: str, error: str, now: float) -> None:
+    async def record_failure(
+        self, source: str, error: str, now: float, retry_not_before: float | None = None
+    ) -> None:
         async with self._write():
             await self._db.execute(
-                """UPDATE sources SET last_poll_at = ?, last_error = ?,
+                """UPDATE sources SET last_poll_at = ?, last_error = ?, retry_not_before = ?,
                    consecutive_failures = consecutive_failures + 1 WHERE name = ?""",
-                (now, error, source),
+                (now, error, retry_not_before, source),
             )
+
+    async def record_unchanged(self, source: str, now: float) -> None:
+        """A successful poll that found the source exactly as last time."""
+        async with self._write():
+            await self._db.execute(
+                "UPDATE postings SET last_seen_at = ?"
+                " WHERE source = ? AND closed_at IS NULL AND missing_polls = 0",
+                (now, source),
+            )
+            await self._mark_success(source, now)
+
+    async def _mark_success(self, source: str, now: float) -> None:
+        await self._db.execute(
+            """UPDATE sources SET baseline_done = 1, last_poll_at = ?, last_success_at = ?,
+               last_error = NULL, consecutive_failures = 0, retry_not_before = NULL
+               WHERE name = ?""",
+            (now, now, source),
+        )
 
     # --- postings ------------------------------------------------------------
 
@@ -282,11 +311,18 @@ class Store:
         return [(Posting.from_json(json.loads(r["data"])), r["first_seen_at"]) for r in rows]
 
     async def apply_poll(
-        self, source: str, result: DiffResult, matches: Sequence[Match], now: float
+        self,
+        source: str,
+        result: DiffResult,
+        matches: Sequence[Match],
+        now: float,
+        fingerprint: PollFingerprint | None = None,
     ) -> list[int]:
         """Write one successful poll in one transaction: postings, changes, outbox.
 
-        Returns the ids of the change rows written, in the order of ``result.changes``.
+        ``fingerprint`` identifies what the source answered (None: do not
+        short-circuit the next poll). Returns the ids of the change rows
+        written, in the order of ``result.changes``.
         """
         async with self._write():
             await self._write_postings(source, result, now)
@@ -311,10 +347,10 @@ class Store:
                     for m in matches
                 ],
             )
+            await self._mark_success(source, now)
             await self._db.execute(
-                """UPDATE sources SET baseline_done = 1, last_poll_at = ?, last_success_at = ?,
-                   last_error = NULL, consecutive_failures = 0 WHERE name = ?""",
-                (now, now, source),
+                "UPDATE sources SET fingerprint = ? WHERE name = ?",
+                (fingerprint.to_json() if fingerprint else None, source),
             )
         return change_ids
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Recorded:
     method: str
     path_qs: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         import json
@@ -36,6 +38,9 @@ class Loopback:
         self.routes: dict[str, Reply | list[Reply]] = {}
         self.requests: list[Recorded] = []
         self.base_url = ""
+        self.delay = 0.0  # seconds each reply waits, to observe concurrency
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def set(self, path: str, reply: Reply | list[Reply]) -> None:
         self.routes[path] = reply
@@ -48,7 +53,19 @@ class Loopback:
         return replies.pop(0) if len(replies) > 1 else replies[0]
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.requests.append(Recorded(request.method, request.path_qs, await request.read()))
+        self.requests.append(
+            Recorded(request.method, request.path_qs, await request.read(), dict(request.headers))
+        )
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return self._reply(request)
+        finally:
+            self.in_flight -= 1
+
+    def _reply(self, request: web.Request) -> web.Response:
         route = self.routes.get(request.path_qs, self.routes.get(request.path))
         if route is None:
             return web.Response(status=404, text="not found")

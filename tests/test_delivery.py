@@ -6,10 +6,11 @@ import httpx
 import pytest
 from loopback import Reply, serve
 
-from bot.chat.webhook import DiscordWebhookSender, SlackWebhookSender, parse_retry_after
+from bot.chat.webhook import DiscordWebhookSender, SlackWebhookSender
 from bot.delivery import BACKOFF_CAP, DeliveryWorker, RateLimit, Sender, backoff_delay
 from bot.diff import diff
 from bot.errors import DeliveryError
+from bot.fetch import parse_retry_after
 from bot.models import Alert, Change, ChangeKind, Posting, Subscription
 from bot.store import Match, Store
 
