@@ -22,7 +22,7 @@ from bot.chat.console import ConsoleSender
 from bot.chat.webhook import DiscordWebhookSender, SlackWebhookSender
 from bot.config import Config, LoadedConfig, SourceConfig
 from bot.delivery import DeliveryWorker, RateLimit, Sender, SenderLookup
-from bot.fetch import HttpFetcher, make_client
+from bot.fetch import FetchLimits, HttpFetcher, make_client
 from bot.pipeline import Pipeline, PollOutcome, poll_due
 from bot.store import Store
 
@@ -82,7 +82,9 @@ class App:
         self.config = loaded.config
         self.store = store
         self._clock = clock
-        self.pipeline = Pipeline(self.config, store, HttpFetcher(client), clock)
+        bot = self.config.bot
+        limits = FetchLimits(bot.max_connections, bot.per_host_connections, bot.per_host_rate)
+        self.pipeline = Pipeline(self.config, store, HttpFetcher(client, limits=limits), clock)
         self.worker = DeliveryWorker(
             store,
             sender_lookup(self.config, client, environ, console),
@@ -101,7 +103,8 @@ class App:
     ) -> AsyncIterator[App]:
         store = await Store.open(loaded.database)
         try:
-            async with make_client(loaded.config.bot.request_timeout) as client:
+            bot = loaded.config.bot
+            async with make_client(bot.request_timeout, bot.max_connections) as client:
                 app = cls(loaded, store, client, environ=environ, console=console)
                 await app._sync_config()
                 yield app

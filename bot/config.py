@@ -86,6 +86,9 @@ class BotSettings(_Strict):
     close_after_polls: int = Field(default=2, ge=1, le=100)
     max_pages: int = Field(default=20, ge=1, le=1000)
     request_timeout: Duration = 20.0
+    max_connections: int = Field(default=16, ge=1, le=256)
+    per_host_connections: int = Field(default=4, ge=1, le=64)
+    per_host_rate: float = Field(default=5.0, gt=0, le=1000)  # requests per second
     delivery_max_attempts: int = Field(default=8, ge=1, le=100)
 
     @field_validator("timezone")

@@ -27,7 +27,7 @@ _LAST_NUMBER = re.compile(r"\d+(?=\D*$)")
 _PAGING_KEYS = ("page", "offset", "skip")
 
 
-def make_client(timeout: float = 20.0) -> httpx.AsyncClient:
+def make_client(timeout: float = 20.0, connections: int = 16) -> httpx.AsyncClient:
     """The one HTTP client every source and webhook shares."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -35,7 +35,7 @@ def make_client(timeout: float = 20.0) -> httpx.AsyncClient:
         follow_redirects=True,
         http2=True,
         max_redirects=MAX_REDIRECTS,
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
     )
 
 
