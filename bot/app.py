@@ -9,7 +9,7 @@ import random
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
@@ -23,6 +23,7 @@ from bot.chat.webhook import DiscordWebhookSender, SlackWebhookSender
 from bot.config import Config, LoadedConfig, SourceConfig
 from bot.delivery import DeliveryWorker, RateLimit, Sender, SenderLookup
 from bot.fetch import FetchLimits, HttpFetcher, make_client
+from bot.lock import exclusive
 from bot.pipeline import Pipeline, PollOutcome, poll_due
 from bot.store import Store
 
@@ -100,19 +101,27 @@ class App:
         *,
         environ: Mapping[str, str] = os.environ,
         console: TextIO | None = None,
+        dry_run: bool = False,
     ) -> AsyncIterator[App]:
-        store = await Store.open(loaded.database)
-        try:
-            bot = loaded.config.bot
-            async with make_client(bot.request_timeout, bot.max_connections) as client:
-                app = cls(loaded, store, client, environ=environ, console=console)
-                await app._sync_config()
-                yield app
-        finally:
-            await store.close()
+        """The app on the configured database; with ``dry_run`` on an in-memory copy
+        of it, so nothing on disk changes. Only one non-dry app may use a database."""
+        with ExitStack() as hold:
+            if dry_run:
+                store = await Store.open_snapshot(loaded.database)
+            else:
+                hold.enter_context(exclusive(loaded.database))
+                store = await Store.open(loaded.database)
+            try:
+                bot = loaded.config.bot
+                async with make_client(bot.request_timeout, bot.max_connections) as client:
+                    app = cls(loaded, store, client, environ=environ, console=console)
+                    await app._sync_config()
+                    yield app
+            finally:
+                await store.close()
 
     async def _sync_config(self) -> None:
-        await self.store.register_sources((s.name, s.type) for s in self.config.sources)
+        await self.store.register_sources((s.name, s.type, s.url) for s in self.config.sources)
         await self.store.sync_config_subscriptions(
             ((s.target, s.query, s.notify) for s in self.config.subscriptions), self._clock()
         )

@@ -33,11 +33,12 @@ from bot.models import ChangeKind, Posting, utc_iso
 from bot.pipeline import source_spec
 from bot.query import parse_query
 from bot.render import render_text
-from bot.sources import SourceSpec, collector_for, source_types
+from bot.sources import SourceSpec, collect_postings, collector_for, source_types
 from bot.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_SEARCH_LIMIT = 20
+MAX_ID = 2**63 - 1  # SQLite's largest integer
 
 log = logging.getLogger("bot")
 
@@ -46,18 +47,32 @@ class UsageError(CareerbotError):
     """A command was called with arguments it cannot use."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common_options(defaults: bool) -> argparse.ArgumentParser:
+    """``--config`` and ``--log-level``, accepted before and after the command.
+
+    The copy on each command has no defaults, so it never overwrites a value
+    given before the command.
+    """
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="config file (default: $CAREERBOT_CONFIG, ./config.toml)")
+    common.add_argument(
+        "--config",
+        default=None if defaults else argparse.SUPPRESS,
+        help="config file (default: $CAREERBOT_CONFIG, ./config.toml)",
+    )
     common.add_argument(
         "--log-level",
-        default="INFO",
+        default="INFO" if defaults else argparse.SUPPRESS,
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level on stderr (default INFO)",
     )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(defaults=False)
     parser = argparse.ArgumentParser(
-        prog="careerbot", description="Self-hosted job-alert bot.", parents=[common]
+        prog="careerbot", description="Self-hosted job-alert bot.", parents=[_common_options(True)]
     )
     parser.add_argument("--version", action="version", version=f"careerbot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -98,8 +113,8 @@ def _positive_int(value: str) -> int:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if not 1 <= number <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_ID}")
     return number
 
 
@@ -121,14 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _configure_logging(level: str) -> None:
+    # Libraries stay at WARNING whatever --log-level says: httpx, httpcore and
+    # hpack log request URLs and headers, and webhook URLs are secrets.
     logging.basicConfig(
-        level=getattr(logging, level),
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # httpx logs every request URL at INFO; URLs can carry webhook secrets.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("bot").setLevel(getattr(logging, level))
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
@@ -156,14 +171,14 @@ async def cmd_once(args: argparse.Namespace) -> int:
     if args.source is not None:
         loaded.config.source(args.source)  # unknown name: clear error before any work
     _require_environment(loaded.config)
-    async with App.open(loaded) as app:
+    async with App.open(loaded, dry_run=args.dry_run) as app:
         report = await app.once(args.source, dry_run=args.dry_run)
     for outcome in report.outcomes:
         if not outcome.ok:
             print(f"careerbot: source {outcome.source} failed: {outcome.error}", file=sys.stderr)
-        elif args.dry_run:
-            for alert in outcome.alerts:
-                print(render_text(alert) + "\n")
+            continue
+        for alert in outcome.alerts:
+            print(render_text(alert) + "\n")
         log.info(
             "source %s: %d postings, %d changes%s",
             outcome.source,
@@ -181,7 +196,7 @@ async def cmd_once(args: argparse.Namespace) -> int:
 async def cmd_parse(args: argparse.Namespace) -> int:
     spec = _parse_spec(args)
     async with make_client() as client:
-        collected = await collector_for(spec.type)(spec, HttpFetcher(client))
+        collected = await collect_postings(spec, HttpFetcher(client))
     for posting in collected.postings:
         print(json.dumps(posting.to_json(), ensure_ascii=False))
     return EXIT_OK
@@ -209,7 +224,10 @@ def _parse_spec(args: argparse.Namespace) -> SourceSpec:
 
 
 def _location_url(location: str) -> str:
-    scheme = urlsplit(location).scheme.lower()
+    try:
+        scheme = urlsplit(location).scheme.lower()
+    except ValueError:
+        raise UsageError(f"{location!r} is not a valid URL") from None
     if scheme in ("http", "https"):
         return location
     if scheme == "file":
@@ -298,9 +316,17 @@ async def cmd_subscriptions(args: argparse.Namespace) -> int:
 
 
 async def cmd_unsubscribe(args: argparse.Namespace) -> int:
-    removed = await _with_store(args, lambda store: store.remove_subscription(args.id))
-    if not removed:
-        raise UsageError(f"no subscription #{args.id}")
+    async def remove(store: Store) -> None:
+        subscription = await store.subscription(args.id)
+        if subscription is None:
+            raise UsageError(f"no subscription #{args.id}")
+        if subscription.origin == "config":
+            raise UsageError(
+                f"subscription #{args.id} is declared in the config file; remove it there"
+            )
+        await store.remove_subscription(args.id)
+
+    await _with_store(args, remove)
     print(f"subscription #{args.id} removed")
     return EXIT_OK
 

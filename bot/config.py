@@ -39,7 +39,8 @@ DEFAULT_CONFIG = "config.toml"
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TARGET = re.compile(r"^(console|slack:[A-Z0-9]+|discord:\d+|webhook:[A-Za-z0-9_-]+)$")
+_TARGET = re.compile(r"^(console|slack:[A-Z0-9]+|discord:\d+|webhook:[A-Za-z0-9][A-Za-z0-9._-]*)$")
+MAX_DURATION = 365 * 86400.0
 
 
 def parse_duration(value: object) -> float:
@@ -56,6 +57,8 @@ def parse_duration(value: object) -> float:
         seconds = float(sum(int(n) * _UNIT_SECONDS[unit] for n, unit in parts))
     if seconds < 1:
         raise ValueError("a duration must be at least 1s")
+    if seconds > MAX_DURATION:
+        raise ValueError("a duration must be at most 365d")
     return seconds
 
 
@@ -143,9 +146,9 @@ class SourceConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _fetchable_url(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme.lower()
-        if scheme not in ("http", "https", "file"):
-            raise ValueError("must be an http://, https:// or file: location")
+        problem = url_problem(value, schemes=("http", "https", "file"))
+        if problem:
+            raise ValueError(problem)
         return value
 
 
@@ -229,6 +232,22 @@ class Config(_Strict):
                 return source
         known = ", ".join(s.name for s in self.sources) or "none configured"
         raise ConfigError(f"no source named {name!r} (sources: {known})")
+
+
+def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why ``url`` cannot be fetched, or None. Never repeats the URL (it may be secret)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return "is not a valid URL (check the host and port)"
+    scheme = parts.scheme.lower()
+    if scheme not in schemes:
+        readable = ", ".join(f"{s}:" if s == "file" else f"{s}://" for s in schemes)
+        return f"must be an {readable} location"
+    if scheme != "file" and not parts.hostname:
+        return "has no host name"
+    return None
 
 
 def validate_target(value: str) -> str:
@@ -351,10 +370,13 @@ def environment_problems(config: Config, environ: Mapping[str, str] = os.environ
     problems: list[str] = []
     secrets = Secrets.from_env(environ)
     for name, webhook in config.webhooks.items():
-        if not environ.get(webhook.url_env):
+        url = environ.get(webhook.url_env)
+        if not url:
             problems.append(
                 f"webhooks.{name}.url_env: environment variable {webhook.url_env} is not set"
             )
+        elif problem := url_problem(url, schemes=("https", "http")):
+            problems.append(f"webhooks.{name}.url_env: the URL in {webhook.url_env} {problem}")
     if secrets.slack_bot_token:
         if config.slack.mode == "http" and not secrets.slack_signing_secret:
             problems.append("slack: SLACK_SIGNING_SECRET must be set for mode = 'http'")

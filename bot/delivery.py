@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 900.0
-UNAVAILABLE_RETRY = 60.0
+RETRY_AFTER_CAP = 86_400.0
 
 
 class Sender(Protocol):
@@ -49,7 +49,7 @@ SenderLookup = Callable[[str], tuple[Sender, RateLimit | None] | None]
 def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
     """Seconds before attempt ``attempt + 1``: the platform's word, else jittered exponential."""
     if retry_after is not None and retry_after >= 0:
-        return min(retry_after, BACKOFF_CAP) + rng.uniform(0, 0.25)
+        return min(retry_after, RETRY_AFTER_CAP) + rng.uniform(0, 0.25)
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
     return rng.uniform(ceiling / 2, ceiling)
 
@@ -95,6 +95,7 @@ class DeliveryWorker:
             upcoming = await self._store.next_delivery_at()
             if upcoming is None or upcoming > deadline:
                 return total
+            # Every pass either sends, or pushes a row's next attempt into the future.
             await self._sleep(max(0.0, upcoming - self._clock()))
 
     async def run(self, stop: asyncio.Event, idle: float = 30.0) -> None:
@@ -122,13 +123,8 @@ class DeliveryWorker:
         """Send a target's rows in order; stop at its first retryable failure."""
         found = self._senders(target)
         if found is None:
-            for item in items:
-                await self._store.mark_retry(
-                    item.id,
-                    self._clock() + UNAVAILABLE_RETRY,
-                    f"target {target} is not available",
-                    count_attempt=False,
-                )
+            unavailable = DeliveryError(f"target {target} is not available", retryable=True)
+            await self._failed(items[0], unavailable)
             return 0
         sender, limit = found
         sent = 0
@@ -147,6 +143,12 @@ class DeliveryWorker:
         except DeliveryError as err:
             await self._failed(item, err)
             return False
+        except Exception as err:  # a bug in a sender must not block its target forever
+            log.exception("alert %d to %s: unexpected error", item.id, item.target)
+            await self._failed(
+                item, DeliveryError(f"internal error: {type(err).__name__}", retryable=False)
+            )
+            return False
         await self._store.mark_sent(item.id, self._clock(), message_ref)
         return True
 
@@ -159,7 +161,10 @@ class DeliveryWorker:
             return
         delay = backoff_delay(attempt, err.retry_after, self._rng)
         log.info("alert %d to %s: %s; retrying in %.1fs", item.id, item.target, err, delay)
-        await self._store.mark_retry(item.id, self._clock() + delay, str(err))
+        retry_at = self._clock() + delay
+        await self._store.mark_retry(item.id, retry_at, str(err))
+        # The target is struggling (or asked everyone to wait): hold its other alerts too.
+        await self._store.defer_target(item.target, retry_at)
 
     def _limiter(self, target: str, limit: RateLimit) -> AsyncLimiter:
         limiter = self._limiters.get(target)

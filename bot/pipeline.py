@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from bot.conditional import PollFetcher, PollFingerprint, SourceUnchanged
 from bot.config import Config, SourceConfig
-from bot.diff import StoredPosting, diff
+from bot.diff import DiffResult, StoredPosting, diff
 from bot.errors import CareerbotError, SourceError
 from bot.models import Alert, Change, Subscription, utc_iso
 from bot.query import QueryIndex, parse_query
-from bot.sources import Collected, Fetcher, SourceSpec, collector_for
+from bot.sources import Collected, Fetcher, SourceSpec, collect_postings
 from bot.store import Match, SourceState, Store
 
 log = logging.getLogger(__name__)
@@ -141,10 +141,9 @@ class Pipeline:
     async def _poll(self, source: SourceConfig, outcome: PollOutcome, dry_run: bool) -> None:
         state = await self._store.source_state(source.name)
         fetcher = PollFetcher(self._fetcher, state.fingerprint if state else None)
-        collect = collector_for(source.type)
         collected: Collected | None
         try:
-            collected = await collect(source_spec(self._config, source), fetcher)
+            collected = await collect_postings(source_spec(self._config, source), fetcher)
             unchanged = fetcher.same_as_previous()
         except SourceUnchanged:
             collected, unchanged = None, True
@@ -190,10 +189,18 @@ class Pipeline:
         postings = collected.postings
         open_count = sum(1 for s in stored.values() if not s.closed)
         if not postings and open_count >= SUSPICIOUS_EMPTY_AFTER:
-            raise CareerbotError(
-                f"returned no postings although {open_count} were open; closing none"
-            )
+            raise SourceError(f"returned no postings although {open_count} were open; closing none")
         baseline = state is None or not state.baseline_done
+        if baseline and not postings:
+            # Likely a wrong URL or type: the baseline waits for a poll that finds postings,
+            # so fixing the config later does not alert every posting as new.
+            log.info("source %s: no postings yet; the baseline waits for some", source.name)
+            if not dry_run:
+                await self._store.apply_poll(
+                    source.name, DiffResult(), [], self._clock(), baseline_done=False
+                )
+            outcome.baseline = True
+            return
         result = diff(
             stored,
             postings,

@@ -28,11 +28,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE sources (
             name TEXT PRIMARY KEY,
             type TEXT NOT NULL,
+            url TEXT NOT NULL,
             baseline_done INTEGER NOT NULL DEFAULT 0,
             last_poll_at REAL,
             last_success_at REAL,
             last_error TEXT,
-            consecutive_failures INTEGER NOT NULL DEFAULT 0
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            fingerprint TEXT,
+            retry_not_before REAL
         )""",
         """CREATE TABLE postings (
             source TEXT NOT NULL,
@@ -57,7 +60,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX changes_posting ON changes (source, posting_id)",
         """CREATE TABLE subscriptions (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             target TEXT NOT NULL,
             query TEXT NOT NULL,
             notify TEXT NOT NULL,
@@ -69,7 +72,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE outbox (
             id INTEGER PRIMARY KEY,
             idempotency_key TEXT NOT NULL UNIQUE,
-            subscription_id INTEGER NOT NULL,
+            subscription_id INTEGER NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
             change_id INTEGER NOT NULL REFERENCES changes (id),
             target TEXT NOT NULL,
             status TEXT NOT NULL DEFAULT 'pending',
@@ -81,12 +84,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             message_ref TEXT
         )""",
         "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+        "CREATE INDEX outbox_subscription ON outbox (subscription_id)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('subscriptions_version', 0)",
-    ),
-    (
-        "ALTER TABLE sources ADD COLUMN fingerprint TEXT",
-        "ALTER TABLE sources ADD COLUMN retry_not_before REAL",
     ),
 )
 
@@ -133,8 +133,10 @@ class OutboxCounts:
 
 
 def idempotency_key(subscription_id: int, posting: Posting, change_id: int) -> str:
+    """One key per (subscription, posting, change); 25 characters, so it also fits
+    a platform nonce (Discord's ``nonce`` is at most 25)."""
     raw = f"{subscription_id}\x1f{posting.source}\x1f{posting.id}\x1f{change_id}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return hashlib.sha256(raw.encode()).hexdigest()[:25]
 
 
 class Store:
@@ -150,6 +152,24 @@ class Store:
             db = await aiosqlite.connect(str(path), isolation_level=None)
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"cannot open database {str(path)!r}: {err}") from None
+        return await cls._prepared(db, str(path))
+
+    @classmethod
+    async def open_snapshot(cls, path: Path) -> Store:
+        """An in-memory copy of the database at ``path`` (empty if there is none):
+        work on it changes nothing on disk."""
+        source = _read_only_uri(path)
+        try:
+            db = await aiosqlite.connect(":memory:", isolation_level=None)
+            if source is not None:
+                async with aiosqlite.connect(source, uri=True) as disk:
+                    await disk.backup(db)
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"cannot read database {str(path)!r}: {err}") from None
+        return await cls._prepared(db, str(path))
+
+    @classmethod
+    async def _prepared(cls, db: aiosqlite.Connection, path: str) -> Store:
         db.row_factory = aiosqlite.Row
         store = cls(db)
         try:
@@ -157,7 +177,7 @@ class Store:
             await store._migrate()
         except sqlite3.DatabaseError as err:
             await db.close()
-            raise StoreError(f"cannot use database {str(path)!r}: {err}") from None
+            raise StoreError(f"cannot use database {path!r}: {err}") from None
         except StoreError:
             await db.close()
             raise
@@ -200,14 +220,15 @@ class Store:
         await self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            await self._db.execute("COMMIT")
         except BaseException:
-            await self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
             raise
-        await self._db.execute("COMMIT")
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[None]:
-        async with self._lock, self._transaction():
+        async with self._lock, _database_errors(), self._transaction():
             yield
 
     async def _scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -216,7 +237,7 @@ class Store:
         return int(row[0]) if row is not None and row[0] is not None else 0
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._lock, self._db.execute(sql, params) as cursor:
+        async with self._lock, _database_errors(), self._db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     async def schema_version(self) -> int:
@@ -225,20 +246,32 @@ class Store:
 
     # --- sources -------------------------------------------------------------
 
-    async def register_sources(self, sources: Iterable[tuple[str, str]]) -> None:
-        """Make sure a state row exists for each (name, type)."""
+    async def register_sources(self, sources: Iterable[tuple[str, str, str]]) -> None:
+        """Make sure a state row exists for each (name, type, url). A source whose
+        type or URL changed starts again with a silent baseline."""
         async with self._write():
             await self._db.executemany(
-                "INSERT INTO sources (name, type) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET type = excluded.type",
+                """INSERT INTO sources (name, type, url) VALUES (?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET
+                     type = excluded.type, url = excluded.url,
+                     baseline_done = 0, fingerprint = NULL
+                   WHERE sources.type != excluded.type OR sources.url != excluded.url""",
                 list(sources),
             )
 
     async def source_states(self) -> list[SourceState]:
+        return await self._source_states("")
+
+    async def source_state(self, name: str) -> SourceState | None:
+        found = await self._source_states("WHERE s.name = ?", (name,))
+        return found[0] if found else None
+
+    async def _source_states(self, where: str, params: Sequence[Any] = ()) -> list[SourceState]:
         rows = await self._rows(
-            """SELECT s.*, (SELECT COUNT(*) FROM postings p
-                            WHERE p.source = s.name AND p.closed_at IS NULL) AS open_postings
-               FROM sources s ORDER BY s.name"""
+            f"""SELECT s.*, (SELECT COUNT(*) FROM postings p
+                             WHERE p.source = s.name AND p.closed_at IS NULL) AS open_postings
+                FROM sources s {where} ORDER BY s.name""",
+            params,
         )
         return [
             SourceState(
@@ -255,9 +288,6 @@ class Store:
             )
             for row in rows
         ]
-
-    async def source_state(self, name: str) -> SourceState | None:
-        return next((s for s in await self.source_states() if s.name == name), None)
 
     async def record_failure(
         self, source: str, error: str, now: float, retry_not_before: float | None = None
@@ -279,12 +309,12 @@ class Store:
             )
             await self._mark_success(source, now)
 
-    async def _mark_success(self, source: str, now: float) -> None:
+    async def _mark_success(self, source: str, now: float, baseline_done: bool = True) -> None:
         await self._db.execute(
-            """UPDATE sources SET baseline_done = 1, last_poll_at = ?, last_success_at = ?,
+            """UPDATE sources SET baseline_done = ?, last_poll_at = ?, last_success_at = ?,
                last_error = NULL, consecutive_failures = 0, retry_not_before = NULL
                WHERE name = ?""",
-            (now, now, source),
+            (baseline_done, now, now, source),
         )
 
     # --- postings ------------------------------------------------------------
@@ -317,12 +347,16 @@ class Store:
         matches: Sequence[Match],
         now: float,
         fingerprint: PollFingerprint | None = None,
+        *,
+        baseline_done: bool = True,
     ) -> list[int]:
         """Write one successful poll in one transaction: postings, changes, outbox.
 
         ``fingerprint`` identifies what the source answered (None: do not
-        short-circuit the next poll). Returns the ids of the change rows
-        written, in the order of ``result.changes``.
+        short-circuit the next poll); ``baseline_done`` false keeps the next poll
+        a silent baseline. Alerts for subscriptions deleted or paused meanwhile
+        are not queued. Returns the ids of the change rows written, in the
+        order of ``result.changes``.
         """
         async with self._write():
             await self._write_postings(source, result, now)
@@ -330,7 +364,8 @@ class Store:
             await self._db.executemany(
                 """INSERT INTO outbox (idempotency_key, subscription_id, change_id, target,
                                        next_attempt_at, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING""",
+                   SELECT ?, s.id, ?, ?, ?, ? FROM subscriptions s WHERE s.id = ? AND NOT s.paused
+                   ON CONFLICT (idempotency_key) DO NOTHING""",
                 [
                     (
                         idempotency_key(
@@ -338,16 +373,16 @@ class Store:
                             result.changes[m.change_index].posting,
                             change_ids[m.change_index],
                         ),
-                        m.subscription.id,
                         change_ids[m.change_index],
                         m.subscription.target,
                         now,
                         now,
+                        m.subscription.id,
                     )
                     for m in matches
                 ],
             )
-            await self._mark_success(source, now)
+            await self._mark_success(source, now, baseline_done)
             await self._db.execute(
                 "UPDATE sources SET fingerprint = ? WHERE name = ?",
                 (fingerprint.to_json() if fingerprint else None, source),
@@ -425,13 +460,13 @@ class Store:
             cursor.lastrowid, target, query, frozenset(kinds), False, origin, created_by
         )
 
+    async def subscription(self, subscription_id: int) -> Subscription | None:
+        rows = await self._rows("SELECT * FROM subscriptions WHERE id = ?", (subscription_id,))
+        return _subscription(rows[0]) if rows else None
+
     async def remove_subscription(self, subscription_id: int) -> bool:
-        """Delete a subscription and its undelivered alerts."""
+        """Delete a subscription and its alerts (the outbox rows go with it)."""
         async with self._write():
-            await self._db.execute(
-                "DELETE FROM outbox WHERE subscription_id = ? AND status = ?",
-                (subscription_id, PENDING),
-            )
             cursor = await self._db.execute(
                 "DELETE FROM subscriptions WHERE id = ?", (subscription_id,)
             )
@@ -454,9 +489,6 @@ class Store:
                     (r["target"], r["query"], r["notify"]): r["id"] for r in await cursor.fetchall()
                 }
             stale = [(sub_id,) for key, sub_id in existing.items() if key not in wanted]
-            await self._db.executemany(
-                "DELETE FROM outbox WHERE subscription_id = ? AND status = 'pending'", stale
-            )
             await self._db.executemany("DELETE FROM subscriptions WHERE id = ?", stale)
             await self._db.executemany(
                 """INSERT INTO subscriptions (target, query, notify, origin, created_at)
@@ -526,14 +558,21 @@ class Store:
                 (now, message_ref, item_id),
             )
 
-    async def mark_retry(
-        self, item_id: int, next_attempt_at: float, error: str, *, count_attempt: bool = True
-    ) -> None:
+    async def mark_retry(self, item_id: int, next_attempt_at: float, error: str) -> None:
         async with self._write():
             await self._db.execute(
-                """UPDATE outbox SET attempts = attempts + ?, next_attempt_at = ?,
+                """UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?,
                    last_error = ? WHERE id = ?""",
-                (int(count_attempt), next_attempt_at, error, item_id),
+                (next_attempt_at, error, item_id),
+            )
+
+    async def defer_target(self, target: str, until: float) -> None:
+        """Hold every pending alert of a target until ``until`` (the platform asked to wait)."""
+        async with self._write():
+            await self._db.execute(
+                """UPDATE outbox SET next_attempt_at = MAX(next_attempt_at, ?)
+                   WHERE target = ? AND status = 'pending'""",
+                (until, target),
             )
 
     async def mark_dead(self, item_id: int, error: str) -> None:
@@ -548,6 +587,19 @@ class Store:
         rows = await self._rows("SELECT status, COUNT(*) FROM outbox GROUP BY status")
         counts = {row[0]: row[1] for row in rows}
         return OutboxCounts(counts.get(PENDING, 0), counts.get(SENT, 0), counts.get(DEAD, 0))
+
+
+def _read_only_uri(path: Path) -> str | None:
+    return f"{path.resolve().as_uri()}?mode=ro" if path.exists() else None
+
+
+@asynccontextmanager
+async def _database_errors() -> AsyncIterator[None]:
+    """A failing database (read-only, full disk, corrupt file) is one clear error."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        raise StoreError(f"database error: {err}") from None
 
 
 def _subscription(row: aiosqlite.Row, prefix: str = "") -> Subscription:

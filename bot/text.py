@@ -182,12 +182,12 @@ def iso_date(value: str | int | float | None) -> str | None:
 
 
 def _epoch_date(value: float) -> str | None:
-    if not math.isfinite(value):
-        return None
-    seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
     try:
+        if not math.isfinite(value):
+            return None
+        seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
         return datetime.fromtimestamp(seconds, UTC).date().isoformat()
-    except (OverflowError, OSError, ValueError):
+    except (OverflowError, OSError, ValueError):  # e.g. an int too large for a float
         return None
 
 

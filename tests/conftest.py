@@ -12,6 +12,6 @@ from bot.store import Store
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """A fresh database with one registered source named ``src``."""
     opened = await Store.open(tmp_path / "state.sqlite3")
-    await opened.register_sources([("src", "greenhouse")])
+    await opened.register_sources([("src", "greenhouse", "https://example.test/src")])
     yield opened
     await opened.close()

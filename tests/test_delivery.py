@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
 
 import httpx
@@ -139,13 +141,65 @@ async def test_errors_never_show_the_webhook_url(store: Store) -> None:
     assert "very-secret-token" not in repr(sender)
 
 
-async def test_unavailable_target_waits_without_using_attempts(store: Store) -> None:
+async def test_unavailable_target_backs_off_then_dead_letters(store: Store) -> None:
     clock = FakeClock()
     await queue_alert(store, "slack:C123", clock.now)
-    worker = DeliveryWorker(store, lambda target: None, clock=clock, sleep=clock.sleep)
-    assert await worker.deliver_due() == 0
-    (item,) = await store.due_deliveries(clock.now + 3600)
-    assert item.attempts == 0
+    worker = DeliveryWorker(
+        store, lambda target: None, clock=clock, sleep=clock.sleep, max_attempts=3
+    )
+    assert await worker.drain(deadline=clock.now + 10 * BACKOFF_CAP) == 0
+    counts = await store.outbox_counts()
+    assert (counts.pending, counts.dead) == (0, 1)
+    assert len(clock.slept) == 2, "two backed-off retries before the dead letter"
+
+
+async def test_a_crashing_sender_dead_letters_the_alert_and_frees_the_target(store: Store) -> None:
+    class Broken:
+        async def send(self, alert: Alert) -> str | None:
+            raise ValueError("bug")
+
+    clock = FakeClock()
+    await queue_alert(store, "webhook:lab", clock.now)
+    await queue_alert(store, "webhook:lab", clock.now)
+    worker = worker_for(store, "webhook:lab", Broken(), clock)
+    await worker.drain(deadline=clock.now + 60)
+    counts = await store.outbox_counts()
+    assert (counts.pending, counts.dead) == (0, 2)
+
+
+async def test_retry_after_holds_every_alert_of_the_target(store: Store) -> None:
+    clock = FakeClock()
+    async with serve() as server, httpx.AsyncClient() as client:
+        server.set("/hook", [Reply(429, "slow", {"Retry-After": "30"}), Reply(200, "ok")])
+        for _ in range(5):
+            await queue_alert(store, "webhook:lab", clock.now)
+        sender = SlackWebhookSender(client, server.url("/hook"))
+        worker = worker_for(store, "webhook:lab", sender, clock)
+        assert await worker.deliver_due() == 0
+        assert await worker.deliver_due() == 0, "the other four wait too"
+        assert len(server.requests) == 1
+        assert await worker.drain(deadline=clock.now + 60) == 5
+    assert clock.slept and clock.slept[0] >= 30
+
+
+async def test_paced_target_sends_within_its_rate(store: Store) -> None:
+    clock = FakeClock()
+    sent_at: list[float] = []
+
+    class Recording:
+        async def send(self, alert: Alert) -> str | None:
+            sent_at.append(asyncio.get_running_loop().time())
+            return None
+
+    for _ in range(4):
+        await queue_alert(store, "webhook:lab", clock.now)
+    senders: dict[str, tuple[Sender, RateLimit | None]] = {
+        "webhook:lab": (Recording(), RateLimit(1, 0.05))
+    }
+    worker = DeliveryWorker(store, senders.get, clock=clock, sleep=clock.sleep)
+    assert await worker.deliver_due() == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
+    assert min(gaps) >= 0.04, "one message per 0.05 s"
 
 
 def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after() -> None:

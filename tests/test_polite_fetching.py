@@ -39,7 +39,7 @@ async def pipeline_for(
     )
     config = load_config(config_path, environ={}).config
     store = await Store.open(tmp_path / "state.sqlite3")
-    await store.register_sources([("figma", "greenhouse")])
+    await store.register_sources([("figma", "greenhouse", "https://example.test/figma")])
     clock = Clock()
     return Pipeline(config, store, HttpFetcher(client), clock), store, clock
 

@@ -58,6 +58,16 @@ def query(db: Path, sql: str) -> list[tuple[object, ...]]:
         return connection.execute(sql).fetchall()
 
 
+def count(db: Path, sql: str) -> int | None:
+    """A count from the database of the running process; None while it is being created."""
+    if not db.exists():
+        return None
+    try:
+        return int(query(db, sql)[0][0])  # type: ignore[call-overload]
+    except sqlite3.OperationalError:
+        return None
+
+
 async def wait_for(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(20):
         while not condition():  # noqa: ASYNC110 (polls another process, not an event)
@@ -78,17 +88,14 @@ async def test_run_polls_delivers_and_stops_cleanly(tmp_path: Path, signum: int)
         )  # fmt: skip
         try:
             await wait_for(
-                lambda: (
-                    db.exists()
-                    and query(db, "SELECT COUNT(*) FROM sources WHERE baseline_done = 1") == [(2,)]
-                )
+                lambda: count(db, "SELECT COUNT(*) FROM sources WHERE baseline_done = 1") == 2
             )
             shutil.copy(
                 tmp_path / "samples/greenhouse/figma-board-v2.json",
                 tmp_path / "samples/greenhouse/figma-board.json",
             )
             await wait_for(
-                lambda: query(db, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == [(2,)]
+                lambda: count(db, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 2
             )
             await wait_for(lambda: len(server.requests) >= 2)  # the webhook keeps failing
             process.send_signal(signum)

@@ -75,7 +75,7 @@ async def test_a_failing_poll_transaction_leaves_nothing_behind(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(store, "_insert_change", broken)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreError, match="database error: disk I/O error"):
         await store.apply_poll("src", result, [match], now=5.0)
     assert await store.stored_postings("src") == {}
     assert await store.due_deliveries(now=5.0) == []

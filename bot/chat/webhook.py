@@ -25,6 +25,8 @@ async def post_json(
         response = await client.post(url, json=payload)
     except httpx.TimeoutException:
         raise DeliveryError(f"{platform} webhook timed out", retryable=True) from None
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError):
+        raise DeliveryError(f"{platform} webhook URL is not valid", retryable=False) from None
     except httpx.HTTPError as err:
         raise DeliveryError(
             f"{platform} webhook unreachable: {type(err).__name__}", retryable=True

@@ -9,6 +9,7 @@ from bot.sources.base import (
     Fetcher,
     Response,
     SourceSpec,
+    collect_postings,
     collector_for,
     source_types,
 )
@@ -16,4 +17,12 @@ from bot.sources.base import (
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Collected", "Fetcher", "Response", "SourceSpec", "collector_for", "source_types"]
+__all__ = [
+    "Collected",
+    "Fetcher",
+    "Response",
+    "SourceSpec",
+    "collect_postings",
+    "collector_for",
+    "source_types",
+]

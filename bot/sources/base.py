@@ -8,7 +8,7 @@ every parser is testable on fixture bytes alone.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot.errors import SourceError
@@ -78,6 +78,36 @@ def register(type_name: str) -> Callable[[Collector], Collector]:
 
 def source_types() -> list[str]:
     return sorted(_REGISTRY)
+
+
+async def collect_postings(spec: SourceSpec, fetcher: Fetcher) -> Collected:
+    """Run the collector of ``spec.type``; its postings come back safe to store and print."""
+    collected = await collector_for(spec.type)(spec, fetcher)
+    return replace(collected, postings=[_scrubbed(p) for p in collected.postings])
+
+
+def _scrubbed(posting: Posting) -> Posting:
+    """Lone surrogates (valid in JSON, e.g. ``"\\ud800"``) cannot be encoded as UTF-8."""
+    changes: dict[str, Any] = {}
+    for name in ("title", "company", "team", "employment_type", "url", "apply_url", "description"):
+        value = getattr(posting, name)
+        if isinstance(value, str) and _has_surrogate(value):
+            changes[name] = _replace_surrogates(value)
+    if any(_has_surrogate(location) for location in posting.locations):
+        changes["locations"] = tuple(_replace_surrogates(loc) for loc in posting.locations)
+    return replace(posting, **changes) if changes else posting
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _replace_surrogates(text: str) -> str:
+    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def collector_for(type_name: str) -> Collector:

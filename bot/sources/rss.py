@@ -1,0 +1,171 @@
+"""RSS 2.0 and Atom job feeds (We Work Remotely, university vacancy feeds, ...).
+
+feedparser does the XML work; it only ever sees the bytes the fetcher got. Given
+a string it would fetch URLs or open local files, so the body goes in as a stream.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import xml.sax
+from datetime import date
+from email.utils import parseaddr
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+
+from bot.errors import SourceError
+from bot.models import Posting
+from bot.sources.base import Collected, Fetcher, SourceSpec, register
+from bot.text import html_to_text, normalize_space, stable_id
+
+# We Work Remotely titles read "Company: Job title"; the job title may hold more colons.
+_COMPANY_SEPARATOR = ": "
+
+
+def parse_feed(body: bytes, url: str, source: str, company: str | None) -> list[Posting]:
+    """The postings of a feed document fetched from ``url``."""
+    feed = _parse(body)
+    atom = str(feed.get("version", "")).startswith("atom")
+    # An RSS channel's managingEditor is a person, but an Atom feed's author is its publisher.
+    feed_author = _author(feed.get("feed", {}), atom) if atom else None
+    postings = []
+    for entry in feed.get("entries", []):
+        author = _author(entry, atom) or feed_author
+        posting = _parse_entry(entry, url, source, author, company)
+        if posting is not None:
+            postings.append(posting)
+    return postings
+
+
+@register("rss")
+async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
+    response = await fetcher.get(spec.url)
+    return Collected(parse_feed(response.body, response.url, spec.name, spec.company))
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        feed = feedparser.parse(io.BytesIO(body))
+    except Exception as error:  # a third-party parser on untrusted bytes: fail as a source
+        raise SourceError(f"rss: the feed could not be parsed ({type(error).__name__})") from None
+    if feed.get("entries"):
+        return feed  # feedparser's lenient parser recovered entries from a slightly broken feed
+    if not feed.get("version"):
+        raise SourceError("rss: not an RSS or Atom feed")
+    problem = feed.get("bozo_exception")
+    if isinstance(problem, xml.sax.SAXException):
+        raise SourceError(f"rss: malformed feed ({problem.getMessage()})")
+    return feed
+
+
+def _parse_entry(
+    entry: Any, url: str, source: str, author: str | None, configured_company: str | None
+) -> Posting | None:
+    raw_title = normalize_space(_text(entry.get("title_detail")) or "")
+    if not raw_title:
+        return None
+    title, company = raw_title, author
+    # Without any author, a "Company: Title" item names its company; a configured company
+    # says the feed is one employer's, whose titles may hold a colon ("PhD position: ...").
+    if author is None and configured_company is None:
+        company, title = _split_company(raw_title)
+    link = _link(entry, url)
+    return Posting(
+        source=source,
+        id=_plain(entry.get("id")) or link or stable_id(raw_title),
+        title=title,
+        company=company or configured_company,
+        locations=tuple(filter(None, [_plain(entry.get("region"))])),
+        team=_team(entry.get("tags")),
+        employment_type=_plain(entry.get("type")),
+        posted_at=_posted(entry),
+        url=link,
+        description=_description(entry),
+    )
+
+
+def _split_company(title: str) -> tuple[str | None, str]:
+    company, separator, rest = title.partition(_COMPANY_SEPARATOR)
+    company, rest = normalize_space(company), normalize_space(rest)
+    if not separator or not company or not rest:
+        return None, title
+    return company, rest
+
+
+def _plain(value: Any) -> str | None:
+    return (normalize_space(value) or None) if isinstance(value, str) else None
+
+
+def _text(detail: Any) -> str | None:
+    """The text of a feedparser ``*_detail`` value: HTML becomes plain text."""
+    if not isinstance(detail, dict) or not isinstance(detail.get("value"), str):
+        return None
+    value: str = detail["value"]
+    if detail.get("type") == "text/plain":
+        return value.strip() or None
+    return html_to_text(value) or None
+
+
+def _author(node: Any, atom: bool) -> str | None:
+    """The author's name; an e-mail address is no company name."""
+    if atom:
+        detail = node.get("author_detail")
+        return _plain(detail.get("name")) if isinstance(detail, dict) else None
+    # RSS: "jobs@acme.com (Acme)", a bare name (dc:creator) or a bare address. feedparser's own
+    # split truncates addresses at long top-level domains, so parse the raw value.
+    author = _plain(node.get("author"))
+    if author is None or "@" not in author:
+        return author
+    return _plain(parseaddr(author)[0])
+
+
+def _link(entry: Any, url: str) -> str | None:
+    # feedparser applies xml:base; links still relative are relative to the feed itself.
+    link = _plain(entry.get("link"))
+    if link is None:
+        return None
+    try:
+        return urljoin(url, link)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None
+
+
+def _team(tags: Any) -> str | None:
+    """The category of an entry that has exactly one (WWR's job category).
+
+    Several categories are tags of mixed kinds (level, field, place), none of them the team.
+    """
+    if not isinstance(tags, list) or len(tags) != 1 or not isinstance(tags[0], dict):
+        return None
+    return _plain(tags[0].get("term"))
+
+
+def _posted(entry: Any) -> str | None:
+    for key in ("published_parsed", "updated_parsed"):
+        # `in` first: feedparser answers a missing "updated_parsed" with a deprecated fallback.
+        if key in entry and (day := _date(entry[key])):
+            return day
+    return None
+
+
+def _date(parsed: Any) -> str | None:
+    """The date of one of feedparser's ``*_parsed`` values (a UTC ``struct_time``)."""
+    if not isinstance(parsed, time.struct_time):
+        return None
+    try:
+        return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday).isoformat()
+    except ValueError:
+        return None
+
+
+def _description(entry: Any) -> str | None:
+    """The full content when the entry has one, else its summary, as plain text."""
+    contents = entry.get("content")
+    if isinstance(contents, list):
+        for content in contents:
+            if text := _text(content):
+                return text
+    return _text(entry.get("summary_detail"))
