@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 from urllib.request import url2pathname
 
 import httpx
@@ -75,12 +75,9 @@ class HttpFetcher:
     async def _request(
         self, method: str, url: str, headers: Mapping[str, str] | None, payload: Any = None
     ) -> Response:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme == "file":
+        parts = _valid_url(url)
+        if parts.scheme.lower() == "file":
             return read_file_url(url, self._max_bytes)
-        if scheme not in ("http", "https"):
-            raise SourceError(f"cannot fetch {url!r}: only http(s):// and file: are supported")
         host_slots, host_rate = self._host(parts.hostname or "")
         async with self._all_hosts, host_slots:
             await host_rate.acquire()
@@ -105,7 +102,7 @@ class HttpFetcher:
             raise SourceError(f"timed out fetching {where}") from None
         except httpx.TooManyRedirects:
             raise SourceError(f"too many redirects fetching {where}") from None
-        except httpx.HTTPError as err:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as err:
             raise SourceError(f"could not fetch {where}: {type(err).__name__}") from None
         if response.status_code >= 400:
             raise SourceError(
@@ -159,6 +156,31 @@ def _paged_sibling(path: Path, query: str) -> Path:
     stem = _LAST_NUMBER.sub(number, path.stem, count=1)
     sibling = path.with_name(stem + path.suffix)
     return sibling if sibling.exists() else path
+
+
+def _valid_url(url: str) -> SplitResult:
+    """The parts of a fetchable URL; a ``SourceError`` (that never shows the URL's
+    query) for one that cannot be fetched."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+        scheme = parts.scheme.lower()
+        if scheme in ("http", "https"):
+            if not parts.hostname:
+                raise ValueError("no host")
+            httpx.URL(url)  # rejects hosts that are not valid IDNA
+    except (ValueError, httpx.InvalidURL):
+        raise SourceError(f"{_describe_safely(url)} is not a valid URL") from None
+    if scheme not in ("http", "https", "file"):
+        raise SourceError(f"cannot fetch {scheme}: locations; only http(s):// and file:")
+    return parts
+
+
+def _describe_safely(url: str) -> str:
+    try:
+        return _describe(url)
+    except ValueError:
+        return "the location"
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -180,3 +180,126 @@ def test_config_from_environment_variable(workdir: Path) -> None:
         "check-config", cwd=workdir / "elsewhere", env={"CAREERBOT_CONFIG": "../config.toml"}
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_options_work_before_the_command(workdir: Path) -> None:
+    (workdir / "sub").mkdir()
+    result = careerbot("--config", "../config.toml", "check-config", cwd=workdir / "sub")
+    assert result.returncode == 0, result.stderr
+
+
+def test_dry_run_changes_nothing_on_disk(workdir: Path) -> None:
+    careerbot("once", cwd=workdir)
+    careerbot("subscribe", "figma", "--target", "console", "--notify", "new,changed", cwd=workdir)
+    before = careerbot("subscriptions", cwd=workdir).stdout
+    shutil.copy(
+        workdir / "samples/greenhouse/figma-board-v2.json",
+        workdir / "samples/greenhouse/figma-board.json",
+    )
+    config = workdir / "config.toml"
+    without_subscriptions = config.read_text().split("[[subscriptions]]")[0]
+    (workdir / "other.toml").write_text(without_subscriptions)
+    dry = careerbot("once", "--dry-run", "--config", "other.toml", cwd=workdir)
+    assert dry.returncode == 0, dry.stderr
+    assert "[NEW]" in dry.stdout, "the CLI subscription still matches in a dry run"
+    assert careerbot("subscriptions", cwd=workdir).stdout == before
+    real = careerbot("once", cwd=workdir)
+    assert real.stdout.count("[NEW]") == 2, "the changes are still new after the dry run"
+
+
+def test_dry_run_without_a_database_creates_none(workdir: Path) -> None:
+    result = careerbot("once", "--dry-run", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert not (workdir / "careerbot.sqlite3").exists()
+
+
+def test_a_second_poller_on_the_same_database_is_refused(workdir: Path) -> None:
+    from bot.lock import exclusive
+
+    with exclusive(workdir / "careerbot.sqlite3"):
+        result = careerbot("once", cwd=workdir)
+    assert_one_line_error(result, 2, "is in use by another careerbot")
+    assert careerbot("once", cwd=workdir).returncode == 0, "the lock is released"
+
+
+def test_config_declared_subscription_cannot_be_removed_here(workdir: Path) -> None:
+    careerbot("once", cwd=workdir)
+    assert_one_line_error(
+        careerbot("unsubscribe", "1", cwd=workdir), 2, "declared in the config file"
+    )
+
+
+def test_subscription_ids_are_never_reused(workdir: Path) -> None:
+    first = careerbot("subscribe", "alice", "--target", "console", cwd=workdir).stdout
+    careerbot("unsubscribe", first.split("#")[1].split(":")[0], cwd=workdir)
+    second = careerbot("subscribe", "bob", "--target", "console", cwd=workdir).stdout
+    assert first.split(":")[0] != second.split(":")[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("parse", "--type", "cvpr", "http://[::1"),
+        ("parse", "--type", "cvpr", "http://[::1]:99999/"),
+        ("parse", "--type", "cvpr", "http://xn--/"),
+        ("unsubscribe", "99999999999999999999999"),
+    ],
+)
+def test_malformed_arguments_never_show_a_traceback(workdir: Path, args: tuple[str, ...]) -> None:
+    result = careerbot(*args, cwd=workdir)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('interval = "99999999999999999d"', "at most 365d"),
+        ('url = "http://[::1]:99999/"', "is not a valid URL"),
+        ('url = "https:///nohost"', "has no host name"),
+    ],
+)
+def test_config_values_that_would_crash_later_are_refused(
+    workdir: Path, setting: str, message: str
+) -> None:
+    config = workdir / "config.toml"
+    key = setting.split(" = ")[0]
+    lines = config.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{key} = "))
+    lines[index] = setting
+    config.write_text("\n".join(lines))
+    assert_one_line_error(careerbot("check-config", cwd=workdir), 2, message)
+
+
+async def test_debug_logs_never_show_a_webhook_url(workdir: Path) -> None:
+    import asyncio
+
+    from loopback import Reply, serve
+
+    config = workdir / "config.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[webhooks.lab]\nkind = "discord"\nurl_env = "LAB_HOOK"\n'
+        + '[[subscriptions]]\ntarget = "webhook:lab"\nquery = "figma"\n'
+    )
+    async with serve() as server:
+        server.set("/api/webhooks/1/SUPERSECRET", Reply(200, '{"id": "1"}'))
+        env = {"PATH": "/usr/bin:/bin", "LAB_HOOK": server.url("/api/webhooks/1/SUPERSECRET")}
+
+        async def run_once() -> bytes:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "once", "--log-level", "DEBUG",
+                cwd=workdir, env=env, stderr=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            _, stderr = await process.communicate()
+            return stderr
+
+        await run_once()
+        shutil.copy(
+            workdir / "samples/greenhouse/figma-board-v2.json",
+            workdir / "samples/greenhouse/figma-board.json",
+        )
+        stderr = await run_once()
+    assert len(server.requests) == 2, "alerts were delivered to the webhook"
+    assert b"SUPERSECRET" not in stderr

@@ -171,3 +171,18 @@ async def test_dry_run_prints_alerts_and_changes_no_state(tmp_path: Path) -> Non
         assert all(
             a.change.posting.title in block for a, block in zip(previewed, delivered, strict=True)
         )
+
+
+async def test_empty_first_poll_is_not_the_baseline(tmp_path: Path) -> None:
+    console = io.StringIO()
+    async with serve() as server:
+        server.set("/v1/boards/figma/jobs", Reply(200, '{"jobs": []}'))
+        serve_cvpr(server, "page1.html")
+        loaded = load_config(write_config(tmp_path, server), environ={})
+        async with App.open(loaded, environ={}, console=console) as app:
+            first = await app.once("figma")
+            assert first.ok
+            server.set("/v1/boards/figma/jobs", Reply(200, board("board-v1.json")))
+            second = await app.once("figma")
+            assert second.outcomes[0].baseline, "the first poll with postings is the baseline"
+    assert console.getvalue() == "", "a source fixed after a wrong first poll floods nothing"

@@ -123,3 +123,36 @@ async def test_config_subscriptions_sync(store: Store) -> None:
     await store.sync_config_subscriptions(declared[:1], now=3.0)
     assert [s.query for s in await store.subscriptions()] == ["a"]
     assert await store.subscriptions_version() > version
+
+
+async def test_alert_for_a_subscription_deleted_before_saving_is_not_queued(store: Store) -> None:
+    match = await _subscribe(store)
+    result = diff({}, [P1], baseline=False, close_after=2)
+    await store.remove_subscription(match.subscription.id)  # e.g. /jobs unsubscribe mid-poll
+    await store.apply_poll("src", result, [match], now=1.0)
+    assert await store.due_deliveries(now=1.0) == []
+    assert await store.next_delivery_at() is None, "nothing left that a worker would wait for"
+
+
+async def test_changing_a_sources_url_starts_a_new_baseline(store: Store) -> None:
+    await store.apply_poll("src", diff({}, [P1], baseline=True, close_after=2), [], now=1.0)
+    await store.register_sources([("src", "greenhouse", "https://example.test/src")])
+    assert (await store.source_state("src")).baseline_done  # type: ignore[union-attr]
+    await store.register_sources([("src", "greenhouse", "https://example.test/other")])
+    assert not (await store.source_state("src")).baseline_done  # type: ignore[union-attr]
+
+
+async def test_snapshot_leaves_the_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    disk = await Store.open(path)
+    await disk.add_subscription(
+        "console", "x", [ChangeKind.NEW], origin="cli", created_by=None, now=1
+    )
+    await disk.close()
+    snapshot = await Store.open_snapshot(path)
+    (sub,) = await snapshot.subscriptions()
+    await snapshot.remove_subscription(sub.id)
+    await snapshot.close()
+    reopened = await Store.open(path)
+    assert [s.query for s in await reopened.subscriptions()] == ["x"]
+    await reopened.close()
