@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.conditional import PollFetcher, PollFingerprint, SourceUnchanged
 from bot.config import Config, SourceConfig
 from bot.diff import DiffResult, StoredPosting, diff
 from bot.errors import CareerbotError, SourceError
-from bot.models import Alert, Change, Subscription, utc_iso
+from bot.models import Alert, Change, Posting, Subscription, utc_iso
 from bot.query import QueryIndex, parse_query
 from bot.sources import Collected, Fetcher, SourceSpec, collect_postings
 from bot.store import Match, SourceState, Store
@@ -90,6 +90,19 @@ class SubscriptionMatcher:
         return found
 
 
+def _keep_stored_for_partial(collected: Collected, stored: dict[str, StoredPosting]) -> Collected:
+    """A posting whose detail could not be fetched this time keeps its stored
+    version, so a flaky detail page is not reported as a change."""
+
+    def settled(posting: Posting) -> Posting:
+        known = stored.get(posting.id)
+        if posting.id in collected.partial and known is not None and not known.closed:
+            return known.posting
+        return posting
+
+    return replace(collected, postings=[settled(p) for p in collected.postings])
+
+
 def source_spec(config: Config, source: SourceConfig) -> SourceSpec:
     options = source.model_dump(
         exclude={"name", "type", "url", "interval", "enabled", "company", "max_pages"},
@@ -153,6 +166,8 @@ class Pipeline:
             if collected is None:
                 return
         assert collected is not None
+        if collected.partial:
+            collected = _keep_stored_for_partial(collected, stored)
         fingerprint = fetcher.fingerprint() if collected.complete else None
         await self._diff_and_save(source, state, stored, collected, fingerprint, outcome, dry_run)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,18 +31,22 @@ class Recorded:
         return json.loads(self.body)
 
 
+Responder = Callable[[Recorded], Reply]
+
+
 class Loopback:
-    """Serves ``routes[path]``: a fixed Reply, or a list consumed one per request (last repeats)."""
+    """Serves ``routes[path]`` (``path?query`` first, then the path): a fixed Reply, a
+    list consumed one per request (the last repeats), or a function of the request."""
 
     def __init__(self) -> None:
-        self.routes: dict[str, Reply | list[Reply]] = {}
+        self.routes: dict[str, Reply | list[Reply] | Responder] = {}
         self.requests: list[Recorded] = []
         self.base_url = ""
         self.delay = 0.0  # seconds each reply waits, to observe concurrency
         self.in_flight = 0
         self.max_in_flight = 0
 
-    def set(self, path: str, reply: Reply | list[Reply]) -> None:
+    def set(self, path: str, reply: Reply | list[Reply] | Responder) -> None:
         self.routes[path] = reply
 
     def url(self, path: str) -> str:
@@ -61,15 +65,20 @@ class Loopback:
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
-            return self._reply(request)
+            return self._reply(request, self.requests[-1])
         finally:
             self.in_flight -= 1
 
-    def _reply(self, request: web.Request) -> web.Response:
+    def _reply(self, request: web.Request, recorded: Recorded) -> web.Response:
         route = self.routes.get(request.path_qs, self.routes.get(request.path))
         if route is None:
             return web.Response(status=404, text="not found")
-        reply = route if isinstance(route, Reply) else self._next(route)
+        if isinstance(route, Reply):
+            reply = route
+        elif isinstance(route, list):
+            reply = self._next(route)
+        else:
+            reply = route(recorded)
         body = reply.body.encode() if isinstance(reply.body, str) else reply.body
         return web.Response(status=reply.status, body=body, headers=reply.headers)
 

@@ -8,25 +8,23 @@ page adds the description, the pay footer and the employment type.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, quote, urljoin, urlsplit, urlunsplit
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Collected, Fetcher, SourceSpec, register
+from bot.sources.base import Collected, Fetcher, SourceSpec, fetch_details, register
 from bot.text import html_to_text, iso_date, normalize_space
 
 log = logging.getLogger(__name__)
 
 COMPANY = "Apple"
 PAGE_SIZE = 20  # search results per page
-DETAIL_CONCURRENCY = 4
 _CANONICAL_HOST = "jobs.apple.com"
 _DEFAULT_LOCALE = "en-us"
 _LOCALE = re.compile(r"[a-z]{2}-[a-z]{2}", re.IGNORECASE)
@@ -178,38 +176,19 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
                 details[posting.id] = page.details[posting.id]
         more = new and _more_results(page, len(rows))
         url = _with_page(spec.url, first_number + pages_read) if more else None
-    completed = await _fetch_details(fetcher, details, spec.name)
+    completed = await fetch_details(
+        fetcher, details, lambda r: parse_detail(r.body, r.url, spec.name), spec.name
+    )
     postings = [
         merge_detail(row, completed[key]) if key in completed else row for key, row in rows.items()
     ]
-    return Collected(postings, complete)
+    return Collected(postings, complete, frozenset(details) - frozenset(completed))
 
 
 def _more_results(page: Page, seen: int) -> bool:
     if page.total is not None:
         return seen < page.total
     return len(page.postings) >= PAGE_SIZE
-
-
-async def _fetch_details(
-    fetcher: Fetcher, locations: Mapping[str, str], source: str
-) -> dict[str, Posting]:
-    """The detail posting of each row that has a readable one; failures only keep the row."""
-    slots = asyncio.Semaphore(DETAIL_CONCURRENCY)
-    found: dict[str, Posting] = {}
-
-    async def fetch(posting_id: str, location: str) -> None:
-        async with slots:
-            try:
-                response = await fetcher.get(location)
-                found[posting_id] = parse_detail(response.body, response.url, source)
-            except SourceError as error:
-                log.debug("%s: role %s keeps its search row: %s", source, posting_id, error)
-
-    async with asyncio.TaskGroup() as group:
-        for posting_id, location in locations.items():
-            group.create_task(fetch(posting_id, location))
-    return found
 
 
 # --- the hydration blob ------------------------------------------------------

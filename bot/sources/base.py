@@ -7,6 +7,8 @@ every parser is testable on fixture bytes alone.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -15,6 +17,8 @@ from bot.errors import SourceError
 from bot.models import Posting
 
 DEFAULT_MAX_PAGES = 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +58,45 @@ class SourceSpec:
     max_pages: int = DEFAULT_MAX_PAGES
 
 
+DETAIL_CONCURRENCY = 4
+
+
 @dataclass(frozen=True, slots=True)
 class Collected:
     """A poll's postings. ``complete`` is false when some pages were not read
-    (the page limit was hit), so a posting's absence proves nothing."""
+    (the page limit was hit), so a posting's absence proves nothing.
+    ``partial`` names postings built without their detail document (its fetch
+    failed): their fields are not comparable with a full posting's."""
 
     postings: list[Posting]
     complete: bool = True
+    partial: frozenset[str] = frozenset()
+
+
+async def fetch_details(
+    fetcher: Fetcher,
+    wanted: Mapping[str, str],
+    read: Callable[[Response], Posting],
+    source: str,
+) -> dict[str, Posting]:
+    """The detail posting for each ``posting id -> detail URL`` that can be read,
+    a few requests at a time; a failure leaves that id out."""
+    slots = asyncio.Semaphore(DETAIL_CONCURRENCY)
+    found: dict[str, Posting] = {}
+
+    async def fetch(posting_id: str, url: str) -> None:
+        async with slots:
+            try:
+                found[posting_id] = read(await fetcher.get(url))
+            except SourceError as error:
+                log.debug("%s: no detail for %s: %s", source, posting_id, error)
+
+    async with asyncio.TaskGroup() as group:
+        for posting_id, url in wanted.items():
+            group.create_task(fetch(posting_id, url))
+    if missing := len(wanted) - len(found):
+        log.warning("%s: no detail for %d of %d postings", source, missing, len(wanted))
+    return found
 
 
 Collector = Callable[[SourceSpec, Fetcher], Awaitable[Collected]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any
@@ -27,7 +26,7 @@ from bot.sources._ats import (
     unique,
     with_query,
 )
-from bot.sources.base import Collected, Fetcher, SourceSpec, register
+from bot.sources.base import Collected, Fetcher, Response, SourceSpec, fetch_details, register
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,6 @@ _API_HOST = "api.smartrecruiters.com"
 _JOB_HOST = "jobs.smartrecruiters.com"
 _BOARD_HOSTS = frozenset({"careers.smartrecruiters.com", _JOB_HOST})
 _PAGE_SIZE = "100"  # the API's maximum
-_DETAIL_CONCURRENCY = 4
 _POSTING_ID = re.compile(r"\d+")  # job page slugs read "{id}-{title}"
 
 
@@ -101,38 +99,18 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
         return postings, (end if total is not None and end < total else None)
 
     listed = await collect_pages(spec, start, read_page)
-    postings = await _with_details(listed.postings, fetcher, url, spec, company)
-    return Collected(postings, listed.complete)
+    # A posting that came with its description is already a detail document.
+    wanted = {p.id: detail_url(url, p.id) for p in listed.postings if p.description is None}
 
+    def read_detail(response: Response) -> Posting:
+        found, _ = parse_postings(response.body, spec.name, company)
+        if len(found) != 1 or found[0].id not in wanted:
+            raise SourceError("smartrecruiters: the detail is not the posting asked for")
+        return found[0]
 
-async def _with_details(
-    postings: list[Posting], fetcher: Fetcher, list_url: str, spec: SourceSpec, company: str | None
-) -> list[Posting]:
-    """Each posting as its detail document gives it, a few requests at a time; the list's
-    posting when the detail cannot be read."""
-    slots = asyncio.Semaphore(_DETAIL_CONCURRENCY)
-
-    async def detailed(posting: Posting) -> Posting | None:
-        if posting.description is not None:  # already a detail document
-            return posting
-        try:
-            async with slots:
-                response = await fetcher.get(detail_url(list_url, posting.id))
-            found, _ = parse_postings(response.body, spec.name, company)
-        except SourceError as error:
-            log.debug("%s: no detail for posting %s: %s", spec.name, posting.id, error)
-            return None
-        return found[0] if len(found) == 1 and found[0].id == posting.id else None
-
-    details = await asyncio.gather(*map(detailed, postings))
-    if missing := details.count(None):
-        log.warning(
-            "%s: no detail for %d of %d postings; kept their list data",
-            spec.name,
-            missing,
-            len(details),
-        )
-    return [detail or posting for posting, detail in zip(postings, details, strict=True)]
+    details = await fetch_details(fetcher, wanted, read_detail, spec.name)
+    postings = [details.get(posting.id, posting) for posting in listed.postings]
+    return Collected(postings, listed.complete, frozenset(wanted) - frozenset(details))
 
 
 def _company_id(url: str) -> str | None:

@@ -7,11 +7,9 @@ row's detail document is fetched for the description, date and locations.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,13 +17,12 @@ from urllib.parse import SplitResult, quote, urljoin, urlsplit, urlunsplit
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Collected, Fetcher, SourceSpec, register
+from bot.sources.base import Collected, Fetcher, SourceSpec, fetch_details, register
 from bot.text import html_to_text, iso_date, normalize_space, stable_id
 
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 20  # Workday often rejects larger pages
-DETAIL_CONCURRENCY = 4
 _SITE_HOST = re.compile(r"(?P<tenant>[a-z0-9][a-z0-9-]*)\.wd\d+\.myworkdayjobs\.com")
 _LOCALE = re.compile(r"[a-z]{2}(?:-[a-z]{2})?", re.IGNORECASE)
 _REQUISITION = re.compile(r"(?=\S*\d)\S{1,64}")
@@ -153,11 +150,16 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
         log.warning(
             "%s: stopped after max_pages=%d at offset %d", spec.name, spec.max_pages, offset
         )
-    completed = await _fetch_details(fetcher, details, endpoint, spec, today)
+    completed = await fetch_details(
+        fetcher,
+        details,
+        lambda r: parse_job(r.body, endpoint, spec.name, spec.company, today),
+        spec.name,
+    )
     postings = [
         merge_detail(row, completed[key]) if key in completed else row for key, row in rows.items()
     ]
-    return Collected(postings, complete)
+    return Collected(postings, complete, frozenset(details) - frozenset(completed))
 
 
 def _payload(offset: int) -> dict[str, Any]:
@@ -173,29 +175,6 @@ def _page_url(endpoint: str, offset: int) -> str:
     kept = [item for item in parts.query.split("&") if item and not item.startswith("offset=")]
     query = "&".join([*kept, f"offset={offset}"])
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
-async def _fetch_details(
-    fetcher: Fetcher, locations: Mapping[str, str], endpoint: str, spec: SourceSpec, today: date
-) -> dict[str, Posting]:
-    """The detail posting of each row that has a readable one; failures only keep the row."""
-    slots = asyncio.Semaphore(DETAIL_CONCURRENCY)
-    found: dict[str, Posting] = {}
-
-    async def fetch(posting_id: str, location: str) -> None:
-        async with slots:
-            try:
-                response = await fetcher.get(location)
-                found[posting_id] = parse_job(
-                    response.body, endpoint, spec.name, spec.company, today
-                )
-            except SourceError as error:
-                log.debug("%s: job %s keeps its list row: %s", spec.name, posting_id, error)
-
-    async with asyncio.TaskGroup() as group:
-        for posting_id, location in locations.items():
-            group.create_task(fetch(posting_id, location))
-    return found
 
 
 # --- the site -------------------------------------------------------------------
