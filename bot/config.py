@@ -39,7 +39,10 @@ DEFAULT_CONFIG = "config.toml"
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TARGET = re.compile(r"^(console|slack:[A-Z0-9]+|discord:\d+|webhook:[A-Za-z0-9][A-Za-z0-9._-]*)$")
+# slack:C… is a channel and slack:U… a user's DM with the bot; discord:dm:ID a Discord DM.
+_TARGET = re.compile(
+    r"^(console|slack:[A-Z0-9]+|discord:(dm:)?\d+|webhook:[A-Za-z0-9][A-Za-z0-9._-]*)$"
+)
 MAX_DURATION = 365 * 86400.0
 
 

@@ -30,9 +30,13 @@ RETRY_AFTER_CAP = 86_400.0
 
 
 class Sender(Protocol):
-    async def send(self, alert: Alert) -> str | None:
-        """Deliver one alert; return the platform's message id when it gives one.
+    async def send(self, alert: Alert, original: str | None = None) -> str | None:
+        """Deliver one alert; return the platform's reference to the message it
+        posted, when it gives one.
 
+        ``original`` is the reference this sender returned for the first alert of
+        the same posting to the same subscription: a sender that can, posts the
+        follow-up in that message's thread (and marks the original closed).
         Raises ``DeliveryError`` when it could not be delivered.
         """
 
@@ -72,6 +76,7 @@ class DeliveryWorker:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._limiters: dict[str, AsyncLimiter] = {}
+        self._target_outages: dict[str, int] = {}  # consecutive "target down" answers
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -123,7 +128,7 @@ class DeliveryWorker:
         """Send a target's rows in order; stop at its first retryable failure."""
         found = self._senders(target)
         if found is None:
-            unavailable = DeliveryError(f"target {target} is not available", retryable=True)
+            unavailable = DeliveryError(f"no sender for {target}", retryable=True)
             await self._failed(items[0], unavailable)
             return 0
         sender, limit = found
@@ -139,7 +144,7 @@ class DeliveryWorker:
     async def _deliver_one(self, sender: Sender, item: OutboxItem) -> bool:
         alert = Alert(item.change, item.subscription, utc_iso(item.detected_at))
         try:
-            message_ref = await sender.send(alert)
+            message_ref = await sender.send(alert, item.original_ref)
         except DeliveryError as err:
             await self._failed(item, err)
             return False
@@ -150,9 +155,13 @@ class DeliveryWorker:
             )
             return False
         await self._store.mark_sent(item.id, self._clock(), message_ref)
+        self._target_outages.pop(item.target, None)
         return True
 
     async def _failed(self, item: OutboxItem, err: DeliveryError) -> None:
+        if err.target_down:
+            await self._target_is_down(item, err)
+            return
         attempt = item.attempts + 1
         if not err.retryable or attempt >= self._max_attempts:
             reason = str(err) if not err.retryable else f"gave up after {attempt} attempts: {err}"
@@ -165,6 +174,15 @@ class DeliveryWorker:
         await self._store.mark_retry(item.id, retry_at, str(err))
         # The target is struggling (or asked everyone to wait): hold its other alerts too.
         await self._store.defer_target(item.target, retry_at)
+
+    async def _target_is_down(self, item: OutboxItem, err: DeliveryError) -> None:
+        outages = self._target_outages.get(item.target, 0) + 1
+        self._target_outages[item.target] = outages
+        delay = backoff_delay(outages, err.retry_after, self._rng)
+        log.warning(
+            "target %s is unavailable (%s); holding its alerts %.0fs", item.target, err, delay
+        )
+        await self._store.defer_target(item.target, self._clock() + delay)
 
     def _limiter(self, target: str, limit: RateLimit) -> AsyncLimiter:
         limiter = self._limiters.get(target)

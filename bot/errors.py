@@ -56,7 +56,17 @@ class DeliveryError(CareerbotError):
     the delay in seconds the platform asked for, when it said one.
     """
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        target_down: bool = False,
+    ) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable or target_down
         self.retry_after = retry_after
+        # The platform itself is unusable (outage, revoked token): the alert is not
+        # at fault, so waiting for the platform costs it no attempt.
+        self.target_down = target_down

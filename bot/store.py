@@ -123,6 +123,9 @@ class OutboxItem:
     change: Change
     subscription: Subscription
     detected_at: float
+    # The platform's id of the first alert this subscription got for the posting, when
+    # that one was sent: follow-ups (changed, closed…) go into its thread.
+    original_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,7 +521,15 @@ class Store:
             """SELECT o.id, o.target, o.attempts, c.kind, c.fields, c.posting, c.detected_at,
                       s.id AS s_id, s.target AS s_target, s.query AS s_query,
                       s.notify AS s_notify, s.paused AS s_paused, s.origin AS s_origin,
-                      s.created_by AS s_created_by
+                      s.created_by AS s_created_by,
+                      (SELECT first.message_ref FROM outbox first
+                       JOIN changes fc ON fc.id = first.change_id
+                       WHERE first.subscription_id = o.subscription_id
+                         AND first.target = o.target
+                         AND fc.source = c.source AND fc.posting_id = c.posting_id
+                         AND first.status = 'sent' AND first.message_ref IS NOT NULL
+                         AND first.id < o.id
+                       ORDER BY first.id LIMIT 1) AS original_ref
                FROM outbox o
                JOIN changes c ON c.id = o.change_id
                JOIN subscriptions s ON s.id = o.subscription_id
@@ -541,6 +552,7 @@ class Store:
                     change,
                     _subscription(row, prefix="s_"),
                     row["detected_at"],
+                    row["original_ref"],
                 )
             )
         return items

@@ -155,7 +155,7 @@ async def test_unavailable_target_backs_off_then_dead_letters(store: Store) -> N
 
 async def test_a_crashing_sender_dead_letters_the_alert_and_frees_the_target(store: Store) -> None:
     class Broken:
-        async def send(self, alert: Alert) -> str | None:
+        async def send(self, alert: Alert, original: str | None = None) -> str | None:
             raise ValueError("bug")
 
     clock = FakeClock()
@@ -187,7 +187,7 @@ async def test_paced_target_sends_within_its_rate(store: Store) -> None:
     sent_at: list[float] = []
 
     class Recording:
-        async def send(self, alert: Alert) -> str | None:
+        async def send(self, alert: Alert, original: str | None = None) -> str | None:
             sent_at.append(asyncio.get_running_loop().time())
             return None
 
@@ -225,3 +225,53 @@ def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
 
     now = parsedate_to_datetime("Wed, 21 Oct 2015 07:28:00 GMT").timestamp()
     assert parse_retry_after(header, now=now) == seconds
+
+
+async def test_platform_outage_holds_alerts_without_using_their_attempts(store: Store) -> None:
+    class Down:
+        calls = 0
+
+        async def send(self, alert: Alert, original: str | None = None) -> str | None:
+            Down.calls += 1
+            if Down.calls <= 20:
+                raise DeliveryError("token revoked", retryable=False, target_down=True)
+            return "ts-1"
+
+    clock = FakeClock()
+    await queue_alert(store, "slack:C1", clock.now)
+    worker = worker_for(store, "slack:C1", Down(), clock, max_attempts=3)
+    for _ in range(20):
+        await worker.deliver_due()
+        clock.now = (await store.next_delivery_at()) or clock.now
+    (item,) = await store.due_deliveries(clock.now)
+    assert item.attempts == 0, "twenty outage answers, no attempt used"
+    assert await worker.deliver_due() == 1
+    assert (await store.outbox_counts()).sent == 1
+
+
+async def test_follow_ups_carry_the_original_message(store: Store) -> None:
+    from dataclasses import replace
+
+    clock = FakeClock()
+    sub = await store.add_subscription(
+        "slack:C1", "scientist", ChangeKind, origin="cli", created_by=None, now=clock.now
+    )
+    await store.apply_poll(
+        "src", diff({}, [POSTING], baseline=False, close_after=2), [Match(0, sub)], now=1
+    )
+    seen: list[str | None] = []
+
+    class Threading:
+        async def send(self, alert: Alert, original: str | None = None) -> str | None:
+            seen.append(original)
+            return f"C1:{len(seen)}"
+
+    worker = worker_for(store, "slack:C1", Threading(), clock)
+    await worker.deliver_due()
+    edited = replace(POSTING, title="Senior Research Scientist")
+    stored = await store.stored_postings("src")
+    await store.apply_poll(
+        "src", diff(stored, [edited], baseline=False, close_after=2), [Match(0, sub)], now=2
+    )
+    await worker.deliver_due()
+    assert seen == [None, "C1:1"]

@@ -13,7 +13,7 @@ class ConsoleSender:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    async def send(self, alert: Alert) -> str | None:
+    async def send(self, alert: Alert, original: str | None = None) -> str | None:
         stream = self._stream or sys.stdout
         stream.write(render_text(alert) + "\n\n")
         stream.flush()

@@ -59,7 +59,7 @@ class SlackWebhookSender:
         self._client = client
         self._url = url
 
-    async def send(self, alert: Alert) -> str | None:
+    async def send(self, alert: Alert, original: str | None = None) -> str | None:
         await post_json(self._client, self._url, slack_payload(alert), "slack")
         return None
 
@@ -72,7 +72,7 @@ class DiscordWebhookSender:
         self._client = client
         self._url = str(httpx.URL(url).copy_merge_params({"wait": "true"}))
 
-    async def send(self, alert: Alert) -> str | None:
+    async def send(self, alert: Alert, original: str | None = None) -> str | None:
         response = await post_json(self._client, self._url, discord_payload(alert), "discord")
         try:
             message_id = response.json().get("id")
