@@ -84,7 +84,8 @@ def config_text(server: Loopback) -> str:
         "html": "/html/positions/",
         "apple": "/en-us/search?search=machine%20learning",
     }
-    text = '[bot]\ndatabase = "state.sqlite3"\n'
+    # every source here shares one host, 127.0.0.1: lift the per-host politeness limit
+    text = '[bot]\ndatabase = "state.sqlite3"\nper_host_rate = 1000\n'
     for source_type, path in sources.items():
         text += f'\n[[sources]]\nname = "{source_type}-src"\ntype = "{source_type}"\n'
         text += f'url = "{server.url(path)}"\ncompany = "Co"\n'

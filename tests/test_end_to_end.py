@@ -28,6 +28,7 @@ def write_config(
 [bot]
 database = "state.sqlite3"
 close_after_polls = 2
+per_host_rate = 1000
 
 [[sources]]
 name = "figma"
