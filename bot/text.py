@@ -7,9 +7,12 @@ import math
 import re
 import warnings
 from datetime import UTC, datetime
+from typing import Any
 
 from dateutil import parser as date_parser
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from bot.errors import SourceError
 
 _SKIPPED_TAGS = frozenset(
     {"head", "title", "script", "style", "noscript", "template", "iframe", "object", "svg"}
@@ -34,11 +37,54 @@ _WHITESPACE = re.compile(r"\s+")
 _EPOCH = re.compile(r"-?\d{9,}(?:\.\d+)?")
 _EPOCH_MS_THRESHOLD = 1e11  # larger absolute values are milliseconds (1e11 s is year 5138)
 _ID_SEPARATOR = "\x1f"
+_MARKUP = re.compile(r"<[A-Za-z!/]")
+_BINARY_SNIFF_BYTES = 8000  # like git: a NUL byte this early means binary content
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalize_space(s: str) -> str:
     """Collapse every whitespace run (NBSP included) to one space and strip."""
     return " ".join(s.split())
+
+
+def text_or_none(value: Any) -> str | None:
+    """``value`` with its whitespace normalised if it is a string; None when blank or no string."""
+    return (normalize_space(value) or None) if isinstance(value, str) else None
+
+
+def encodable(text: str) -> str:
+    """``text`` with each lone surrogate as ``?``: JSON may escape them (``"\\ud800"``), but
+    they cannot be encoded as UTF-8, quoted into a URL, stored or printed."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def fix_surrogates(text: str) -> str:
+    """``text`` with the halves of a pair that were escaped apart (``\\uD83D\\uDE00``) joined
+    and lone halves (from ``\\ud800`` escapes) replaced by U+FFFD."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def fixed_text(value: Any) -> str | None:
+    """``text_or_none`` with its surrogates fixed (``fix_surrogates``)."""
+    text = text_or_none(value)
+    return fix_surrogates(text) if text else None
+
+
+def has_markup(text: str) -> bool:
+    """Whether ``text`` holds an HTML tag, comment or doctype."""
+    return _MARKUP.search(text) is not None
+
+
+def page_text(kind: str, body: bytes, url: str) -> str:
+    """The body of an HTML page as text; ``SourceError`` when it is clearly no HTML."""
+    if b"\x00" in body[:_BINARY_SNIFF_BYTES]:
+        raise SourceError(f"{kind}: {url} is not an HTML page (binary content)")
+    text = body.decode("utf-8", errors="replace")
+    if not has_markup(text):
+        raise SourceError(f"{kind}: {url} is not an HTML page (no markup)")
+    return text
 
 
 class _TextWriter:
@@ -135,12 +181,8 @@ def _open(tag: str, writer: _TextWriter, list_depth: int) -> None:
         writer.request_break(1)
         writer.prefix = "  " * max(list_depth - 1, 0) + "• "
         writer.list_item_depth += 1
-    elif tag in _PARAGRAPH_TAGS:
-        writer.request_break(2)
-    elif tag in _LINE_TAGS:
-        writer.request_break(1)
-    elif tag in _CELL_TAGS:
-        writer.write(" ")
+    else:
+        _block_edge(tag, writer)
 
 
 def _close(tag: str, writer: _TextWriter) -> None:
@@ -148,7 +190,13 @@ def _close(tag: str, writer: _TextWriter) -> None:
         writer.list_item_depth -= 1
         writer.prefix = ""
         writer.request_break(1)
-    elif tag in _PARAGRAPH_TAGS:
+    else:
+        _block_edge(tag, writer)
+
+
+def _block_edge(tag: str, writer: _TextWriter) -> None:
+    """What either edge of an element makes: a blank line, a line break or a cell gap."""
+    if tag in _PARAGRAPH_TAGS:
         writer.request_break(2)
     elif tag in _LINE_TAGS:
         writer.request_break(1)

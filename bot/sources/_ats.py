@@ -1,4 +1,4 @@
-"""Helpers shared by the ATS API sources: JSON loading, field coercion, URLs, salary, paging."""
+"""Helpers shared by the ATS JSON API sources: JSON loading, field coercion, salary, paging."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypedDict, TypeVar
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bot.errors import SourceError
 from bot.models import Posting
 from bot.sources.base import Collected, SourceSpec
-from bot.text import html_to_text, iso_date, normalize_space
+from bot.text import encodable, html_to_text, iso_date, normalize_space, text_or_none
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def identify(
     title = job.get(title_key)
     if not isinstance(title, str):
         raise SourceError(f"{kind}: job {job_id} has no title")
-    return job, _unicode(str(job_id)).strip(), normalize_space(_unicode(title))
+    return job, encodable(str(job_id)).strip(), normalize_space(encodable(title))
 
 
 def mapping(value: Any) -> dict[str, Any]:
@@ -69,13 +68,9 @@ def mapping(value: Any) -> dict[str, Any]:
 
 
 def text(value: Any) -> str | None:
-    return (normalize_space(_unicode(value)) or None) if isinstance(value, str) else None
-
-
-def _unicode(value: str) -> str:
-    """``value`` without lone surrogates: JSON may escape them (``"\\ud800"``), but they
-    cannot be encoded, quoted into a URL, stored or printed."""
-    return value.encode("utf-8", "replace").decode("utf-8")
+    """``text_or_none``, made ``encodable``."""
+    found = text_or_none(value)
+    return encodable(found) if found else None
 
 
 def items(value: Any) -> list[Any]:
@@ -150,17 +145,13 @@ class Salary(TypedDict):
 NO_SALARY = Salary(salary_min=None, salary_max=None, salary_currency=None, salary_period=None)
 
 
-def salary(minimum: Any, maximum: Any, currency: Any, interval: Any) -> Salary:
-    """Structured pay, or ``NO_SALARY`` without a currency or without any amount."""
+def salary(minimum: Any, maximum: Any, currency: Any, per: str | None) -> Salary:
+    """Structured pay for the period ``per``, or ``NO_SALARY`` without a currency or
+    without any amount."""
     low, high, code = amount(minimum), amount(maximum), text(currency)
     if code is None or (low is None and high is None):
         return NO_SALARY
-    return Salary(
-        salary_min=low,
-        salary_max=high,
-        salary_currency=code.upper(),
-        salary_period=period(interval),
-    )
+    return Salary(salary_min=low, salary_max=high, salary_currency=code.upper(), salary_period=per)
 
 
 def salary_span(candidates: Iterable[Salary]) -> Salary:
@@ -185,11 +176,12 @@ def salary_span(candidates: Iterable[Salary]) -> Salary:
     )
 
 
-def amount(value: Any) -> float | None:
+def amount(value: Any, scale: int = 1) -> float | None:
+    """A non-negative finite JSON number divided by ``scale`` (100: cents as units)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
-        number = float(value)
+        number: float = value / scale
     except OverflowError:  # an integer too large for a float
         return None
     return number if math.isfinite(number) and number >= 0 else None
@@ -200,41 +192,6 @@ def period(interval: Any) -> str | None:
     label = text(interval)
     match = _PERIOD.fullmatch(label.casefold()) if label else None
     return (match.group(1) or match.group(2)) if match else None
-
-
-# --- URLs ------------------------------------------------------------------------
-
-
-def split_url(url: str) -> SplitResult | None:
-    try:
-        return urlsplit(url.strip())
-    except ValueError:
-        return None
-
-
-def segments(parts: SplitResult) -> list[str]:
-    return [segment for segment in parts.path.split("/") if segment]
-
-
-def with_query(url: str, **params: str) -> str:
-    """``url`` with those query parameters set: replaced in place or appended."""
-    parts = urlsplit(url)
-    query: list[tuple[str, str]] = []
-    pending = dict(params)
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in params:
-            query.append((key, value))
-        elif key in pending:
-            query.append((key, pending.pop(key)))
-    query.extend(pending.items())
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
-
-
-def query_int(url: str, key: str) -> int | None:
-    """A non-negative integer query parameter of ``url``, if it has one."""
-    parts = split_url(url)
-    value = dict(parse_qsl(parts.query)).get(key, "") if parts else ""
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 # --- paging ----------------------------------------------------------------------

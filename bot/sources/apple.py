@@ -12,14 +12,23 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urljoin
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Collected, Fetcher, SourceSpec, fetch_details, register
-from bot.text import html_to_text, iso_date, normalize_space
+from bot.sources._urls import split_url, with_raw_param
+from bot.sources.base import (
+    Collected,
+    Fetcher,
+    Listing,
+    ListPage,
+    SourceSpec,
+    register,
+    with_details,
+)
+from bot.text import fix_surrogates, fixed_text, has_markup, html_to_text, iso_date, normalize_space
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +49,6 @@ _JS_SIMPLE_ESCAPES = {
     # A backslash before a line break continues the literal on the next line.
     "\n": "", "\r": "", "\r\n": "", "\u2028": "", "\u2029": "",
 }  # fmt: skip
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_TAG = re.compile(r"<[A-Za-z!/]")
 
 # Detail text sections in page order: (field, heading, one bullet per line).
 _SECTIONS = (
@@ -78,20 +85,6 @@ _PERIODS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    """What one fetched page yields.
-
-    For a search page: one posting per result row (listing fields only), the
-    search's ``totalRecords`` and where each row's detail page is. For a detail
-    page: its one posting, complete.
-    """
-
-    postings: list[Posting]
-    total: int | None = None
-    details: dict[str, str] = field(default_factory=dict)  # posting id -> detail location
-
-
-@dataclass(frozen=True, slots=True)
 class Pay:
     minimum: float
     maximum: float
@@ -99,14 +92,15 @@ class Pay:
     period: str  # hour, day, week, month or year
 
 
-def parse_page(body: bytes, url: str, source: str) -> Page:
-    """The postings of a search results page or of a job detail page fetched from ``url``."""
+def parse_page(body: bytes, url: str, source: str) -> ListPage:
+    """The postings of a search results page (its ``totalRecords``, its rows' detail pages)
+    or of a job detail page fetched from ``url``."""
     loader = _loader_data(body)
     site = _Site.of(url, loader)
     search = loader.get("search")
     if "jobDetails" not in loader and isinstance(search, dict):
         return _search_page(search, site, source)
-    return Page([_posting(_jobs_data(loader), 0, site, source)], total=1)
+    return ListPage([_posting(_jobs_data(loader), 0, site, source)], total=1)
 
 
 def parse_detail(body: bytes, url: str, source: str) -> Posting:
@@ -155,8 +149,7 @@ def parse_pay(text: str) -> Pay | None:
 @register("apple")
 async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
     """Every result of a search (all its pages), each completed from its detail page."""
-    rows: dict[str, Posting] = {}
-    details: dict[str, str] = {}
+    listing = Listing()
     first_number = _page_number(spec.url)
     url: str | None = spec.url
     pages_read = 0
@@ -169,23 +162,19 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
         response = await fetcher.get(url)
         pages_read += 1
         page = parse_page(response.body, response.url, spec.name)
-        new = [posting for posting in page.postings if posting.id not in rows]
-        for posting in new:
-            rows[posting.id] = posting
-            if posting.id in page.details:
-                details[posting.id] = page.details[posting.id]
-        more = new and _more_results(page, len(rows))
-        url = _with_page(spec.url, first_number + pages_read) if more else None
-    completed = await fetch_details(
-        fetcher, details, lambda r: parse_detail(r.body, r.url, spec.name), spec.name
+        more = listing.add(page) and _more_results(page, len(listing.rows))
+        url = with_raw_param(spec.url, "page", str(first_number + pages_read)) if more else None
+    return await with_details(
+        listing.collected(complete),
+        fetcher,
+        listing.details,
+        lambda r: parse_detail(r.body, r.url, spec.name),
+        merge_detail,
+        spec.name,
     )
-    postings = [
-        merge_detail(row, completed[key]) if key in completed else row for key, row in rows.items()
-    ]
-    return Collected(postings, complete, frozenset(details) - frozenset(completed))
 
 
-def _more_results(page: Page, seen: int) -> bool:
+def _more_results(page: ListPage, seen: int) -> bool:
     if page.total is not None:
         return seen < page.total
     return len(page.postings) >= PAGE_SIZE
@@ -217,7 +206,7 @@ def _js_string(literal: str) -> str:
     """The value of a JavaScript string literal's body (JSON escapes plus ``\\x..`` and kin)."""
     decoded = _JS_ESCAPE.sub(_js_unescape, literal)
     # \uD83D\uDE00 decodes to two halves of a pair: join them; lone halves become U+FFFD.
-    return _fix_surrogates(decoded)
+    return fix_surrogates(decoded)
 
 
 def _js_unescape(match: re.Match[str]) -> str:
@@ -230,12 +219,6 @@ def _js_unescape(match: re.Match[str]) -> str:
     return _JS_SIMPLE_ESCAPES.get(escape, escape)
 
 
-def _fix_surrogates(text: str) -> str:
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
 def _jobs_data(loader: dict[str, Any]) -> Any:
     details = loader.get("jobDetails")
     if not isinstance(details, dict):
@@ -246,7 +229,7 @@ def _jobs_data(loader: dict[str, Any]) -> Any:
     return job
 
 
-def _search_page(search: dict[str, Any], site: _Site, source: str) -> Page:
+def _search_page(search: dict[str, Any], site: _Site, source: str) -> ListPage:
     results = search.get("searchResults")
     if not isinstance(results, list):
         raise SourceError("apple: search data has no searchResults list")
@@ -261,7 +244,7 @@ def _search_page(search: dict[str, Any], site: _Site, source: str) -> Page:
     total = search.get("totalRecords")
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
         total = None
-    return Page(postings, total, details)
+    return ListPage(postings, total, details)
 
 
 # --- where pages live ------------------------------------------------------------
@@ -277,7 +260,7 @@ class _Site:
 
     @classmethod
     def of(cls, url: str, loader: dict[str, Any]) -> _Site:
-        parts = _split(url)
+        parts = split_url(url)
         root = loader.get("root")
         blob_locale = root.get("locale") if isinstance(root, dict) else None
         if parts is None or parts.scheme.lower() not in ("http", "https"):
@@ -311,27 +294,10 @@ def _canonical_base(*locales: Any) -> str:
     return f"https://{_CANONICAL_HOST}/{next(valid, _DEFAULT_LOCALE)}/details/"
 
 
-def _split(url: str) -> SplitResult | None:
-    try:
-        return urlsplit(url.strip())
-    except ValueError:
-        return None
-
-
 def _page_number(url: str) -> int:
-    parts = _split(url)
+    parts = split_url(url)
     values = [v for k, v in parse_qsl(parts.query) if k == "page"] if parts else []
     return int(values[-1]) if values and values[-1].isdigit() else 1
-
-
-def _with_page(url: str, number: int) -> str:
-    """``url`` asking for page ``number``; the rest of the query is kept as written."""
-    parts = _split(url)
-    if parts is None:
-        return url
-    kept = [item for item in parts.query.split("&") if item and not item.startswith("page=")]
-    query = "&".join([*kept, f"page={number}"])
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 # --- one role ------------------------------------------------------------------
@@ -344,7 +310,7 @@ def _posting(job: Any, index: int, site: _Site, source: str) -> Posting:
     job_id = _id(job.get("id"))
     if job_id is None:
         raise SourceError(f"apple: result #{index + 1} has no id")
-    title = _text(job.get("postingTitle"))
+    title = fixed_text(job.get("postingTitle"))
     if title is None:
         raise SourceError(f"apple: role {job_id} has no title")
     pay = _footer_pay(job.get("postingFooters"))
@@ -357,7 +323,7 @@ def _posting(job: Any, index: int, site: _Site, source: str) -> Posting:
         locations=_locations(job.get("locations")),
         remote=home_office if isinstance(home_office, bool) else None,
         team=_team(job),
-        employment_type=_text(job.get("employmentType")),
+        employment_type=fixed_text(job.get("employmentType")),
         # Pipeline roles stamp postDateInGMT with the time of each request.
         posted_at=None if _is_pipeline(job, job_id) else _posted(job),
         salary_min=pay.minimum if pay else None,
@@ -372,7 +338,7 @@ def _posting(job: Any, index: int, site: _Site, source: str) -> Posting:
 def _id(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
-    return _text(str(value))
+    return fixed_text(str(value))
 
 
 def _is_pipeline(job: dict[str, Any], job_id: str) -> bool:
@@ -391,7 +357,7 @@ def _public_id(job: dict[str, Any], job_id: str) -> str:
 
 
 def _slug(job: dict[str, Any]) -> str | None:
-    return _text(job.get("transformedPostingTitle"))
+    return fixed_text(job.get("transformedPostingTitle"))
 
 
 def _posted(job: dict[str, Any]) -> str | None:
@@ -410,10 +376,10 @@ def _locations(locations: Any) -> tuple[str, ...]:
             continue
         parts: list[str] = []
         for key in ("city", "stateProvince", "countryName"):
-            part = _text(location.get(key))
+            part = fixed_text(location.get(key))
             if part and part.casefold() not in (p.casefold() for p in parts):
                 parts.append(part)
-        name = ", ".join(parts) or _text(location.get("name"))
+        name = ", ".join(parts) or fixed_text(location.get("name"))
         if name and name not in found:
             found.append(name)
     return tuple(found)
@@ -424,10 +390,10 @@ def _team(job: dict[str, Any]) -> str | None:
     teams = job.get("teams")
     candidates = [team, *(teams if isinstance(teams, list) else [])]
     for candidate in candidates:
-        if isinstance(candidate, dict) and (name := _text(candidate.get("teamName"))):
+        if isinstance(candidate, dict) and (name := fixed_text(candidate.get("teamName"))):
             return name
     names = job.get("teamNames")
-    return _text(names[0]) if isinstance(names, list) and names else None
+    return fixed_text(names[0]) if isinstance(names, list) and names else None
 
 
 def _description(job: dict[str, Any]) -> str | None:
@@ -444,8 +410,8 @@ def _description(job: dict[str, Any]) -> str | None:
 def _lines(value: Any) -> list[str]:
     if not isinstance(value, str):
         return []
-    text = _fix_surrogates(value)
-    if _TAG.search(text):
+    text = fix_surrogates(value)
+    if has_markup(text):
         text = html_to_text(text)
     return [line for line in (normalize_space(raw) for raw in text.splitlines()) if line]
 
@@ -472,7 +438,7 @@ def _footer_contents(footers: Any) -> Iterator[str]:
             for entry in entries if isinstance(entries, list) else []:
                 content = entry.get("content") if isinstance(entry, dict) else None
                 if isinstance(content, str):
-                    yield html_to_text(_fix_surrogates(content))
+                    yield html_to_text(fix_surrogates(content))
 
 
 def _amount(number: str, thousands: bool) -> float:
@@ -491,7 +457,3 @@ def _period(text: str, start: int, end: int) -> str:
     sentence = text[begin : after.start() if after else len(text)]
     word = _PERIOD_WORDS.search(sentence)
     return _PERIODS.get(word.group(1).lower(), "year") if word else "year"
-
-
-def _text(value: Any) -> str | None:
-    return (normalize_space(_fix_surrogates(value)) or None) if isinstance(value, str) else None

@@ -17,15 +17,14 @@ from bot.sources._ats import (
     items,
     load_json,
     mapping,
+    period,
     salary,
     salary_span,
-    segments,
-    split_url,
     text,
     unique,
-    with_query,
     workplace_remote,
 )
+from bot.sources._urls import board_name, segments, split_url, with_query
 from bot.sources.base import Collected, Fetcher, SourceSpec, register
 
 KIND = "ashby"
@@ -50,15 +49,7 @@ def api_url(url: str) -> str:
 
 def _board(url: str) -> str | None:
     """The board name in a board page, job page or API URL."""
-    parts = split_url(url)
-    if parts is None:
-        return None
-    path = segments(parts)
-    if parts.hostname == _BOARD_HOST and path:
-        return path[0]
-    if parts.hostname == _API_HOST and path[:2] == _API_PATH and len(path) > 2:
-        return path[2]
-    return None
+    return board_name(url, {_BOARD_HOST}, {_API_HOST}, _API_PATH)
 
 
 def parse_board(body: bytes, source: str, company: str | None) -> list[Posting]:
@@ -123,7 +114,7 @@ def _pay(compensation: dict[str, Any]) -> Salary:
 def _salaries(components: Any) -> list[Salary]:
     return [
         salary(part.get("minValue"), part.get("maxValue"), part.get("currencyCode"),
-               part.get("interval"))
+               period(part.get("interval")))
         for part in map(mapping, items(components))
         if (text(part.get("compensationType")) or "").casefold() == "salary"
     ]  # fmt: skip

@@ -2,7 +2,9 @@
 
 A collector fetches a source's pages through the shared ``Fetcher`` and turns
 them into postings with *pure* parse functions (bytes in, postings out), so
-every parser is testable on fixture bytes alone.
+every parser is testable on fixture bytes alone. The ways of collecting that
+several types share live here too: following next-page links, and completing
+listed rows from their detail documents.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 
 from bot.errors import SourceError
 from bot.models import Posting
+from bot.text import encodable
 
 DEFAULT_MAX_PAGES = 20
 
@@ -99,6 +102,78 @@ async def fetch_details(
     return found
 
 
+async def with_details(
+    listed: Collected,
+    fetcher: Fetcher,
+    wanted: Mapping[str, str],
+    read: Callable[[Response], Posting],
+    merge: Callable[[Posting, Posting], Posting],
+    source: str,
+) -> Collected:
+    """``listed`` with each posting of ``wanted`` (``posting id -> detail URL``) merged with
+    its detail (``merge(row, detail)``); those whose detail cannot be read stay partial."""
+    found = await fetch_details(fetcher, wanted, read, source)
+    postings = [merge(row, found[row.id]) if row.id in found else row for row in listed.postings]
+    return Collected(postings, listed.complete, frozenset(wanted) - frozenset(found))
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One list page: a posting per row (listing fields only), the total of rows that it
+    states (None when it states none) and where each row's detail document is. A detail
+    document read as a page gives its one posting, complete."""
+
+    postings: list[Posting]
+    total: int | None = None
+    details: dict[str, str] = field(default_factory=dict)  # posting id -> detail location
+
+
+@dataclass(slots=True)
+class Listing:
+    """The rows of list pages read so far, by id, and the detail location of each."""
+
+    rows: dict[str, Posting] = field(default_factory=dict)
+    details: dict[str, str] = field(default_factory=dict)
+
+    def add(self, page: ListPage) -> list[Posting]:
+        """Adds the page's postings whose ids are new (an earlier page's copy wins) and
+        returns them."""
+        new = [posting for posting in page.postings if posting.id not in self.rows]
+        for posting in new:
+            self.rows[posting.id] = posting
+            if posting.id in page.details:
+                self.details[posting.id] = page.details[posting.id]
+        return new
+
+    def collected(self, complete: bool) -> Collected:
+        return Collected(list(self.rows.values()), complete)
+
+
+async def follow_pages(
+    spec: SourceSpec,
+    fetcher: Fetcher,
+    read_page: Callable[[Response], tuple[list[Posting], str | None]],
+) -> Collected:
+    """Every page from ``spec.url`` on, each naming the URL of the next; the first copy of an
+    id wins. Stops at a page that names no next page or one already fetched (as asked for or
+    as redirected to), or at ``spec.max_pages``: only that cut makes it incomplete."""
+    postings: dict[str, Posting] = {}
+    fetched: set[str] = set()
+    url: str | None = spec.url
+    for _ in range(spec.max_pages):
+        if url is None or url in fetched:
+            return Collected(list(postings.values()))
+        response = await fetcher.get(url)
+        fetched.update((url, response.url))
+        page, url = read_page(response)
+        for posting in page:
+            postings.setdefault(posting.id, posting)
+    complete = url is None or url in fetched
+    if not complete:
+        log.warning("%s: stopped after max_pages=%d before %s", spec.name, spec.max_pages, url)
+    return Collected(list(postings.values()), complete)
+
+
 Collector = Callable[[SourceSpec, Fetcher], Awaitable[Collected]]
 
 _REGISTRY: dict[str, Collector] = {}
@@ -128,9 +203,9 @@ def _scrubbed(posting: Posting) -> Posting:
     for name in ("title", "company", "team", "employment_type", "url", "apply_url", "description"):
         value = getattr(posting, name)
         if isinstance(value, str) and _has_surrogate(value):
-            changes[name] = _replace_surrogates(value)
+            changes[name] = encodable(value)
     if any(_has_surrogate(location) for location in posting.locations):
-        changes["locations"] = tuple(_replace_surrogates(loc) for loc in posting.locations)
+        changes["locations"] = tuple(encodable(loc) for loc in posting.locations)
     return replace(posting, **changes) if changes else posting
 
 
@@ -140,10 +215,6 @@ def _has_surrogate(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
-
-
-def _replace_surrogates(text: str) -> str:
-    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def collector_for(type_name: str) -> Collector:

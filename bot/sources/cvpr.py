@@ -8,18 +8,16 @@ description and the Apply link.
 
 from __future__ import annotations
 
-import logging
 import re
-from urllib.parse import SplitResult, parse_qsl, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Collected, Fetcher, SourceSpec, register
-from bot.text import html_to_text, normalize_space, stable_id
-
-log = logging.getLogger(__name__)
+from bot.sources._urls import join_url
+from bot.sources.base import Collected, Fetcher, SourceSpec, follow_pages, register
+from bot.text import html_to_text, normalize_space, page_text, stable_id
 
 _APPLY_TEXT = re.compile(r"apply(?:\s+(?:now|here|online))?", re.IGNORECASE)
 # Strongest title signal first: a card is found with the first tier that matches.
@@ -28,20 +26,13 @@ _COMPANY_SELECTOR = '[class*="company"], [class*="employer"], [class*="organizat
 _LOCATION_SELECTOR = '[class*="location"]'
 _LOCATION_CONNECTOR = re.compile(r"^(?:or|and)\s+", re.IGNORECASE)
 _PAGE_NUMBER = re.compile(r"\d{1,9}")
-_TAG = re.compile(r"<[A-Za-z!/]")
-_BINARY_SNIFF_BYTES = 8000  # like git: a NUL byte this early means binary content
 
 
 def parse_page(
     body: bytes, url: str, source: str, company: str | None
 ) -> tuple[list[Posting], str | None]:
     """The postings of one board page and the canonical URL of the next page."""
-    if b"\x00" in body[:_BINARY_SNIFF_BYTES]:
-        raise SourceError(f"cvpr: {url} is not an HTML page (binary content)")
-    text = body.decode("utf-8", errors="replace")
-    if not _TAG.search(text):
-        raise SourceError(f"cvpr: {url} is not an HTML page (no markup)")
-    tree = LexborHTMLParser(text)
+    tree = LexborHTMLParser(page_text("cvpr", body, url))
     root = tree.body or tree.root
     if root is None:
         raise SourceError(f"cvpr: {url} could not be parsed as HTML")
@@ -56,21 +47,9 @@ def parse_page(
 @register("cvpr")
 async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
     """Every posting on the board, following the pages; the first copy of an id wins."""
-    postings: dict[str, Posting] = {}
-    fetched: set[str] = set()
-    url: str | None = spec.url
-    for _ in range(spec.max_pages):
-        if url is None or url in fetched:
-            return Collected(list(postings.values()))
-        response = await fetcher.get(url)
-        fetched.update((url, response.url))
-        page, url = parse_page(response.body, response.url, spec.name, spec.company)
-        for posting in page:
-            postings.setdefault(posting.id, posting)
-    complete = url is None or url in fetched
-    if not complete:
-        log.warning("%s: stopped after max_pages=%d before %s", spec.name, spec.max_pages, url)
-    return Collected(list(postings.values()), complete)
+    return await follow_pages(
+        spec, fetcher, lambda r: parse_page(r.body, r.url, spec.name, spec.company)
+    )
 
 
 # --- cards -----------------------------------------------------------------
@@ -203,12 +182,7 @@ def _split_locations(text: str) -> tuple[str, ...]:
 
 def _absolute(base: str, href: str) -> str | None:
     href = href.strip()
-    if not href:
-        return None
-    try:
-        return urljoin(base, href)
-    except ValueError:  # e.g. a malformed IPv6 host
-        return None
+    return join_url(base, href) if href else None
 
 
 # --- pagination ------------------------------------------------------------

@@ -18,16 +18,14 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Collected, Fetcher, SourceSpec, register
-from bot.text import html_to_text, iso_date, normalize_space, stable_id
+from bot.sources.base import Collected, Fetcher, Response, SourceSpec, follow_pages, register
+from bot.text import html_to_text, iso_date, normalize_space, page_text, stable_id
 
 log = logging.getLogger(__name__)
 
 _FIELD_WITH_ATTRIBUTE = re.compile(r"(?P<css>.*?)\s*@(?P<attribute>[A-Za-z_:][-\w:.]*)", re.ASCII)
 _OPTIONAL_FIELDS = ("url", "location", "company", "posted", "description", "next_page")
 _LINK_SCHEMES = frozenset({"http", "https", "file"})
-_TAG = re.compile(r"<[A-Za-z!/]")
-_BINARY_SNIFF_BYTES = 8000  # like git: a NUL byte this early means binary content
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +67,6 @@ def layout_from_options(options: Mapping[str, Any]) -> Layout:
     )
 
 
-def page_text(kind: str, body: bytes, url: str) -> str:
-    """The body of an HTML page as text; ``SourceError`` when it is clearly no HTML."""
-    if b"\x00" in body[:_BINARY_SNIFF_BYTES]:
-        raise SourceError(f"{kind}: {url} is not an HTML page (binary content)")
-    text = body.decode("utf-8", errors="replace")
-    if not _TAG.search(text):
-        raise SourceError(f"{kind}: {url} is not an HTML page (no markup)")
-    return text
-
-
 def parse_page(
     body: bytes, url: str, source: str, company: str | None, layout: Layout
 ) -> tuple[list[Posting], str | None]:
@@ -100,23 +88,17 @@ def parse_page(
 async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
     """Every posting, following the next-page links; the first copy of an id wins."""
     layout = layout_from_options(spec.options)
-    postings: dict[str, Posting] = {}
-    fetched: set[str] = set()
-    url: str | None = spec.url
-    for _ in range(spec.max_pages):
-        if url is None or url in fetched:
-            return Collected(list(postings.values()))
-        response = await fetcher.get(url)
-        fetched.update((url, response.url))
-        page, url = parse_page(response.body, response.url, spec.name, spec.company, layout)
-        if not page and not postings:
+    found_any = False
+
+    def read_page(response: Response) -> tuple[list[Posting], str | None]:
+        nonlocal found_any
+        page, next_url = parse_page(response.body, response.url, spec.name, spec.company, layout)
+        if not page and not found_any:
             log.warning("%s: nothing on %s matches %r", spec.name, response.url, layout.item)
-        for posting in page:
-            postings.setdefault(posting.id, posting)
-    complete = url is None or url in fetched
-    if not complete:
-        log.warning("%s: stopped after max_pages=%d before %s", spec.name, spec.max_pages, url)
-    return Collected(list(postings.values()), complete)
+        found_any = found_any or bool(page)
+        return page, next_url
+
+    return await follow_pages(spec, fetcher, read_page)
 
 
 # --- selectors -------------------------------------------------------------------

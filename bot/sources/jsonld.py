@@ -19,11 +19,9 @@ from selectolax.lexbor import LexborHTMLParser
 from bot.errors import SourceError
 from bot.models import Posting
 from bot.sources.base import Collected, Fetcher, SourceSpec, register
-from bot.sources.html import page_text
-from bot.text import html_to_text, iso_date, normalize_space, stable_id
+from bot.text import has_markup, html_to_text, iso_date, page_text, stable_id, text_or_none
 
 _SCHEMA_PREFIX = re.compile(r"^(?:https?://schema\.org/|schema:)", re.IGNORECASE)
-_TAG = re.compile(r"<[A-Za-z/!]")
 _ESCAPED_TAG = re.compile(r"&lt;[A-Za-z/!]")
 _PERIODS = frozenset({"hour", "day", "week", "month", "year"})
 # schema.org's employmentType enumeration, spelled like the other sources' labels.
@@ -117,7 +115,7 @@ def _parse_job(
     source: str,
     configured_company: str | None,
 ) -> Posting | None:
-    title = _text(job.get("title"))
+    title = text_or_none(job.get("title"))
     if title is None:
         return None
     company = _name(_resolve(job.get("hiringOrganization"), by_id))
@@ -145,15 +143,11 @@ def _parse_job(
     )
 
 
-def _text(value: Any) -> str | None:
-    return (normalize_space(value) or None) if isinstance(value, str) else None
-
-
 def _name(value: Any) -> str | None:
     """The name of an Organization/Place/Country object, or a bare string naming one."""
     if isinstance(value, dict):
-        return _text(value.get("name"))
-    return _text(value)
+        return text_or_none(value.get("name"))
+    return text_or_none(value)
 
 
 def _names(values: Any, by_id: dict[str, dict[str, Any]]) -> tuple[str, ...]:
@@ -169,19 +163,19 @@ def _job_locations(places: Any, by_id: dict[str, dict[str, Any]]) -> tuple[str, 
 def _place(place: Any, by_id: dict[str, dict[str, Any]]) -> str | None:
     """ "Locality, Region, Country" of a Place's PostalAddress, else the Place's name."""
     if not isinstance(place, dict):
-        return _text(place)
+        return text_or_none(place)
     address = _resolve(place.get("address"), by_id)
     if isinstance(address, dict):
         parts = (
-            _text(address.get("addressLocality")),
-            _text(address.get("addressRegion")),
+            text_or_none(address.get("addressLocality")),
+            text_or_none(address.get("addressRegion")),
             _name(address.get("addressCountry")),
         )
         if joined := ", ".join(dict.fromkeys(part for part in parts if part)):
             return joined
-    elif text := _text(address):
+    elif text := text_or_none(address):
         return text
-    return _text(place.get("name"))
+    return text_or_none(place.get("name"))
 
 
 def _is_telecommute(value: Any) -> bool:
@@ -192,7 +186,9 @@ def _is_telecommute(value: Any) -> bool:
 
 
 def _employment_type(value: Any) -> str | None:
-    kinds = (_text(_SCHEMA_PREFIX.sub("", kind)) for kind in _list(value) if isinstance(kind, str))
+    kinds = (
+        text_or_none(_SCHEMA_PREFIX.sub("", kind)) for kind in _list(value) if isinstance(kind, str)
+    )
     labels = (_EMPLOYMENT_LABELS.get(kind.upper(), kind) for kind in kinds if kind)
     return ", ".join(dict.fromkeys(labels)) or None
 
@@ -203,14 +199,14 @@ def _identifier(value: Any) -> str | None:
         item = identifier.get("value") if isinstance(identifier, dict) else identifier
         if isinstance(item, int) and not isinstance(item, bool):
             return str(item)
-        if text := _text(item):
+        if text := text_or_none(item):
             return text
     return None
 
 
 def _url(value: Any, page_url: str) -> str | None:
     """An absolute URL without its fragment, resolved against the page."""
-    href = _text(value)
+    href = text_or_none(value)
     if href is None:
         return None
     try:
@@ -223,7 +219,7 @@ def _salary(base_salary: Any) -> dict[str, Any]:
     """The salary fields of a MonetaryAmount with a QuantitativeValue (or a bare number)."""
     none = {"salary_min": None, "salary_max": None, "salary_currency": None, "salary_period": None}
     money = next((item for item in _list(base_salary) if isinstance(item, dict)), None)
-    currency = _text(money.get("currency")) if money else None
+    currency = text_or_none(money.get("currency")) if money else None
     if money is None or currency is None:
         return none
     value = money.get("value")
@@ -232,7 +228,7 @@ def _salary(base_salary: Any) -> dict[str, Any]:
         high = _amount(value.get("maxValue"))
         if low is None and high is None:
             low = high = _amount(value.get("value"))
-        unit = _text(value.get("unitText"))
+        unit = text_or_none(value.get("unitText"))
     else:
         low = high = _amount(value)
         unit = None
@@ -263,6 +259,6 @@ def _description(value: Any) -> str | None:
         return None
     # Some sites escape the HTML once more ("&lt;p&gt;"): markup that exists only in
     # escaped form is unescaped first, then the HTML parser decodes the entities it holds.
-    if not _TAG.search(value) and _ESCAPED_TAG.search(value):
+    if not has_markup(value) and _ESCAPED_TAG.search(value):
         value = html.unescape(value)
     return html_to_text(value) or None

@@ -16,21 +16,20 @@ from bot.sources._ats import (
     join_blocks,
     load_json,
     mapping,
-    query_int,
+    period,
     salary,
-    segments,
-    split_url,
     text,
     texts,
     unique,
-    with_query,
     workplace_remote,
 )
+from bot.sources._urls import board_name, query_int, segments, split_url, with_query
 from bot.sources.base import Collected, Fetcher, SourceSpec, register
 
 KIND = "lever"
 _BOARD_HOSTS = {"jobs.lever.co": "api.lever.co", "jobs.eu.lever.co": "api.eu.lever.co"}
 _API_HOSTS = frozenset(_BOARD_HOSTS.values())
+_API_PATH = ["v0", "postings"]
 # Board page filters that the API takes under the same names.
 _FILTERS = frozenset({"team", "location", "commitment", "department", "level", "group"})
 
@@ -47,22 +46,14 @@ def api_url(url: str) -> str:
         filters = {k: v for k, v in parse_qsl(parts.query) if k in _FILTERS}
         api = f"https://{_BOARD_HOSTS[host]}/v0/postings/{'/'.join(path[:2])}"
         return with_query(api, **filters, mode="json")
-    if host in _API_HOSTS and path[:2] == ["v0", "postings"] and len(path) in (3, 4):
+    if host in _API_HOSTS and path[:2] == _API_PATH and len(path) in (3, 4):
         return with_query(url.strip(), mode="json")
     return url
 
 
 def _site(url: str) -> str | None:
     """The site name in a board page, job page or API URL."""
-    parts = split_url(url)
-    if parts is None:
-        return None
-    path = segments(parts)
-    if parts.hostname in _BOARD_HOSTS and path:
-        return path[0]
-    if parts.hostname in _API_HOSTS and path[:2] == ["v0", "postings"] and len(path) > 2:
-        return path[2]
-    return None
+    return board_name(url, _BOARD_HOSTS, _API_HOSTS, _API_PATH)
 
 
 def parse_postings(body: bytes, source: str, company: str | None) -> list[Posting]:
@@ -115,7 +106,7 @@ def _parse_posting(row: Any, index: int, source: str, company: str | None) -> Po
         team=text(categories.get("team")) or text(categories.get("department")),
         employment_type=text(categories.get("commitment")),
         posted_at=date(job.get("createdAt")),
-        **salary(pay.get("min"), pay.get("max"), pay.get("currency"), pay.get("interval")),
+        **salary(pay.get("min"), pay.get("max"), pay.get("currency"), period(pay.get("interval"))),
         url=url,
         apply_url=text(job.get("applyUrl")),
         description=_description(job),

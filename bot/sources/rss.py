@@ -12,14 +12,14 @@ import xml.sax
 from datetime import date
 from email.utils import parseaddr
 from typing import Any
-from urllib.parse import urljoin
 
 import feedparser
 
 from bot.errors import SourceError
 from bot.models import Posting
+from bot.sources._urls import join_url
 from bot.sources.base import Collected, Fetcher, SourceSpec, register
-from bot.text import html_to_text, normalize_space, stable_id
+from bot.text import html_to_text, normalize_space, stable_id, text_or_none
 
 # We Work Remotely titles read "Company: Job title"; the job title may hold more colons.
 _COMPANY_SEPARATOR = ": "
@@ -75,12 +75,12 @@ def _parse_entry(
     link = _link(entry, url)
     return Posting(
         source=source,
-        id=_plain(entry.get("id")) or link or stable_id(raw_title),
+        id=text_or_none(entry.get("id")) or link or stable_id(raw_title),
         title=title,
         company=company or configured_company,
-        locations=tuple(filter(None, [_plain(entry.get("region"))])),
+        locations=tuple(filter(None, [text_or_none(entry.get("region"))])),
         team=_team(entry.get("tags")),
-        employment_type=_plain(entry.get("type")),
+        employment_type=text_or_none(entry.get("type")),
         posted_at=_posted(entry),
         url=link,
         description=_description(entry),
@@ -93,10 +93,6 @@ def _split_company(title: str) -> tuple[str | None, str]:
     if not separator or not company or not rest:
         return None, title
     return company, rest
-
-
-def _plain(value: Any) -> str | None:
-    return (normalize_space(value) or None) if isinstance(value, str) else None
 
 
 def _text(detail: Any) -> str | None:
@@ -113,24 +109,19 @@ def _author(node: Any, atom: bool) -> str | None:
     """The author's name; an e-mail address is no company name."""
     if atom:
         detail = node.get("author_detail")
-        return _plain(detail.get("name")) if isinstance(detail, dict) else None
+        return text_or_none(detail.get("name")) if isinstance(detail, dict) else None
     # RSS: "jobs@acme.com (Acme)", a bare name (dc:creator) or a bare address. feedparser's own
     # split truncates addresses at long top-level domains, so parse the raw value.
-    author = _plain(node.get("author"))
+    author = text_or_none(node.get("author"))
     if author is None or "@" not in author:
         return author
-    return _plain(parseaddr(author)[0])
+    return text_or_none(parseaddr(author)[0])
 
 
 def _link(entry: Any, url: str) -> str | None:
     # feedparser applies xml:base; links still relative are relative to the feed itself.
-    link = _plain(entry.get("link"))
-    if link is None:
-        return None
-    try:
-        return urljoin(url, link)
-    except ValueError:  # e.g. a malformed IPv6 host
-        return None
+    link = text_or_none(entry.get("link"))
+    return join_url(url, link) if link else None
 
 
 def _team(tags: Any) -> str | None:
@@ -140,7 +131,7 @@ def _team(tags: Any) -> str | None:
     """
     if not isinstance(tags, list) or len(tags) != 1 or not isinstance(tags[0], dict):
         return None
-    return _plain(tags[0].get("term"))
+    return text_or_none(tags[0].get("term"))
 
 
 def _posted(entry: Any) -> str | None:

@@ -19,14 +19,11 @@ from bot.sources._ats import (
     load_json,
     mapping,
     place,
-    query_int,
-    segments,
-    split_url,
     text,
     unique,
-    with_query,
 )
-from bot.sources.base import Collected, Fetcher, Response, SourceSpec, fetch_details, register
+from bot.sources._urls import board_name, query_int, segments, split_url, with_query
+from bot.sources.base import Collected, Fetcher, Response, SourceSpec, register, with_details
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +31,7 @@ KIND = "smartrecruiters"
 _API_HOST = "api.smartrecruiters.com"
 _JOB_HOST = "jobs.smartrecruiters.com"
 _BOARD_HOSTS = frozenset({"careers.smartrecruiters.com", _JOB_HOST})
+_API_PATH = ["v1", "companies"]
 _PAGE_SIZE = "100"  # the API's maximum
 _POSTING_ID = re.compile(r"\d+")  # job page slugs read "{id}-{title}"
 
@@ -51,7 +49,7 @@ def api_url(url: str) -> str:
         if posting_id:
             return f"{postings}/{posting_id.group()}"
         return f"{postings}?limit={_PAGE_SIZE}&offset=0"
-    if parts.hostname == _API_HOST and path[:2] == ["v1", "companies"] and path[3:] == ["postings"]:
+    if parts.hostname == _API_HOST and path[:2] == _API_PATH and path[3:] == ["postings"]:
         return url if query_int(url, "limit") else with_query(url.strip(), limit=_PAGE_SIZE)
     return url
 
@@ -108,22 +106,17 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
             raise SourceError("smartrecruiters: the detail is not the posting asked for")
         return found[0]
 
-    details = await fetch_details(fetcher, wanted, read_detail, spec.name)
-    postings = [details.get(posting.id, posting) for posting in listed.postings]
-    return Collected(postings, listed.complete, frozenset(wanted) - frozenset(details))
+    return await with_details(listed, fetcher, wanted, read_detail, _detail_only, spec.name)
+
+
+def _detail_only(_row: Posting, detail: Posting) -> Posting:
+    """A detail document holds every field that its list row has."""
+    return detail
 
 
 def _company_id(url: str) -> str | None:
     """The company identifier in a careers page, job page or API URL."""
-    parts = split_url(url)
-    if parts is None:
-        return None
-    path = segments(parts)
-    if parts.hostname in _BOARD_HOSTS and path:
-        return path[0]
-    if parts.hostname == _API_HOST and path[:2] == ["v1", "companies"] and len(path) > 2:
-        return path[2]
-    return None
+    return board_name(url, _BOARD_HOSTS, {_API_HOST}, _API_PATH)
 
 
 def _parse_posting(row: Any, index: int, source: str, company: str | None) -> Posting:

@@ -18,14 +18,12 @@ from bot.sources._ats import (
     load_json,
     mapping,
     place,
-    segments,
-    split_url,
     text,
     texts,
     unique,
-    with_query,
     workplace_remote,
 )
+from bot.sources._urls import segments, split_url, with_query
 from bot.sources.base import Collected, Fetcher, SourceSpec, register
 
 KIND = "workable"

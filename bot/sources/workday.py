@@ -7,18 +7,27 @@ row's detail document is fetched for the description, date and locations.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import SplitResult, quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Collected, Fetcher, SourceSpec, fetch_details, register
-from bot.text import html_to_text, iso_date, normalize_space, stable_id
+from bot.sources._ats import load_json
+from bot.sources._urls import join_url, segments, split_url, with_raw_param
+from bot.sources.base import (
+    Collected,
+    Fetcher,
+    Listing,
+    ListPage,
+    SourceSpec,
+    register,
+    with_details,
+)
+from bot.text import fix_surrogates, fixed_text, html_to_text, iso_date, normalize_space, stable_id
 
 log = logging.getLogger(__name__)
 
@@ -33,48 +42,36 @@ _POSTED = re.compile(
 _REMOTE = re.compile(
     r"(?:fully\s+|full\s+|100%\s+|completely\s+)?remote(?:\s+only)?", re.IGNORECASE
 )
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@dataclass(frozen=True, slots=True)
-class JobsPage:
-    """One list page: a posting per row (listing fields only), the ``total`` it
-    states (None when it states none) and each row's detail document location.
-    A detail document read as a page gives its one posting, complete."""
-
-    postings: list[Posting]
-    total: int | None = None
-    details: dict[str, str] = field(default_factory=dict)  # posting id -> detail location
 
 
 def list_endpoint(url: str) -> str:
     """The CXS list endpoint of a Workday site URL; any other URL is returned unchanged."""
-    parts = _split(url)
+    parts = split_url(url)
     match = _SITE_HOST.fullmatch(parts.hostname or "") if parts else None
     if parts is None or match is None:
         return url
-    segments = [segment for segment in parts.path.split("/") if segment]
-    if segments[:2] == ["wday", "cxs"]:
+    path = segments(parts)
+    if path[:2] == ["wday", "cxs"]:
         return url
-    if len(segments) > 1 and _LOCALE.fullmatch(segments[0]):
-        segments = segments[1:]
-    if not segments:
+    if len(path) > 1 and _LOCALE.fullmatch(path[0]):
+        path = path[1:]
+    if not path:
         return url
-    return f"https://{parts.netloc.lower()}/wday/cxs/{match['tenant']}/{segments[0]}/jobs"
+    return f"https://{parts.netloc.lower()}/wday/cxs/{match['tenant']}/{path[0]}/jobs"
 
 
 def parse_jobs(
     body: bytes, url: str, source: str, company: str | None, today: date | None = None
-) -> JobsPage:
+) -> ListPage:
     """The rows of a list page read from the endpoint ``url`` (or a detail document's posting).
 
     ``today`` dates the rows' relative "Posted 3 Days Ago"; default: today in UTC.
     """
-    data = _load_json(body)
+    data = load_json("workday", body)
     site = _Site.of(url)
     today = today or datetime.now(UTC).date()
     if isinstance(data, dict) and isinstance(data.get("jobPostingInfo"), dict):
-        return JobsPage([_detail_posting(data, site, source, company, today)], total=1)
+        return ListPage([_detail_posting(data, site, source, company, today)], total=1)
     if not isinstance(data, dict) or not isinstance(data.get("jobPostings"), list):
         raise SourceError("workday: expected a JSON object with 'jobPostings'")
     postings: list[Posting] = []
@@ -88,14 +85,14 @@ def parse_jobs(
     total = data.get("total")
     if isinstance(total, bool) or not isinstance(total, int) or total <= 0:
         total = None  # pages after the first say 0
-    return JobsPage(postings, total, details)
+    return ListPage(postings, total, details)
 
 
 def parse_job(
     body: bytes, url: str, source: str, company: str | None, today: date | None = None
 ) -> Posting:
     """The posting of one detail document (``{"jobPostingInfo": …}``) of the endpoint ``url``."""
-    data = _load_json(body)
+    data = load_json("workday", body)
     if not isinstance(data, dict) or not isinstance(data.get("jobPostingInfo"), dict):
         raise SourceError("workday: expected a JSON object with 'jobPostingInfo'")
     return _detail_posting(data, _Site.of(url), source, company, today or datetime.now(UTC).date())
@@ -128,8 +125,7 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
     """Every row of the site (all pages), each completed from its detail document."""
     endpoint = list_endpoint(spec.url)
     today = datetime.now(UTC).date()
-    rows: dict[str, Posting] = {}
-    details: dict[str, str] = {}
+    listing = Listing()
     total: int | None = None
     offset = 0
     complete = False
@@ -137,11 +133,7 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
         response = await fetcher.post_json(_page_url(endpoint, offset), _payload(offset))
         page = parse_jobs(response.body, endpoint, spec.name, spec.company, today)
         total = page.total if number == 0 else total
-        new = [posting for posting in page.postings if posting.id not in rows]
-        for posting in new:
-            rows[posting.id] = posting
-            if posting.id in page.details:
-                details[posting.id] = page.details[posting.id]
+        new = listing.add(page)
         offset += len(page.postings)  # not the limit: a page may hold fewer rows
         if not new or (total is not None and offset >= total):
             complete = True
@@ -150,16 +142,14 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
         log.warning(
             "%s: stopped after max_pages=%d at offset %d", spec.name, spec.max_pages, offset
         )
-    completed = await fetch_details(
+    return await with_details(
+        listing.collected(complete),
         fetcher,
-        details,
+        listing.details,
         lambda r: parse_job(r.body, endpoint, spec.name, spec.company, today),
+        merge_detail,
         spec.name,
     )
-    postings = [
-        merge_detail(row, completed[key]) if key in completed else row for key, row in rows.items()
-    ]
-    return Collected(postings, complete, frozenset(details) - frozenset(completed))
 
 
 def _payload(offset: int) -> dict[str, Any]:
@@ -169,12 +159,10 @@ def _payload(offset: int) -> dict[str, Any]:
 def _page_url(endpoint: str, offset: int) -> str:
     """The endpoint itself, except that a saved ``file:`` page names its offset in the query
     (the fetcher then reads the sibling file with that number)."""
-    parts = _split(endpoint)
+    parts = split_url(endpoint)
     if offset == 0 or parts is None or parts.scheme.lower() != "file":
         return endpoint
-    kept = [item for item in parts.query.split("&") if item and not item.startswith("offset=")]
-    query = "&".join([*kept, f"offset={offset}"])
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    return with_raw_param(endpoint, "offset", str(offset))
 
 
 # --- the site -------------------------------------------------------------------
@@ -191,16 +179,16 @@ class _Site:
 
     @classmethod
     def of(cls, endpoint: str) -> _Site:
-        parts = _split(endpoint)
+        parts = split_url(endpoint)
         if parts is None or parts.scheme.lower() not in ("http", "https"):
             return cls(endpoint, None, None, None)
         host = _SITE_HOST.fullmatch(parts.hostname or "")
-        segments = [segment for segment in parts.path.split("/") if segment]
+        names = segments(parts)
         tenant = host["tenant"] if host else None
         public_base = None
-        if segments[:2] == ["wday", "cxs"] and len(segments) >= 4:
-            tenant = segments[2]
-            public_base = f"{parts.scheme}://{parts.netloc}/{segments[3]}"
+        if names[:2] == ["wday", "cxs"] and len(names) >= 4:
+            tenant = names[2]
+            public_base = f"{parts.scheme}://{parts.netloc}/{names[3]}"
         path = parts.path.rstrip("/")
         path = path.removesuffix("/jobs") if path.endswith("/jobs") else path.rpartition("/")[0]
         return cls(endpoint, tenant, public_base, f"{parts.scheme}://{parts.netloc}{path}")
@@ -212,26 +200,12 @@ class _Site:
 
     def detail_location(self, posting_id: str, external_path: str | None) -> str | None:
         if self.detail_base is None:  # a saved list page keeps its details as siblings
-            return _sibling(self.endpoint, f"job-{quote(posting_id, safe='')}.json")
+            return join_url(self.endpoint, f"job-{quote(posting_id, safe='')}.json")
         return self.detail_base + _rooted(external_path) if external_path else None
 
 
 def _rooted(path: str) -> str:
     return path if path.startswith("/") else f"/{path}"
-
-
-def _sibling(url: str, name: str) -> str | None:
-    try:
-        return urljoin(url, name)
-    except ValueError:
-        return None
-
-
-def _split(url: str) -> SplitResult | None:
-    try:
-        return urlsplit(url.strip())
-    except ValueError:
-        return None
 
 
 # --- postings -------------------------------------------------------------------
@@ -243,15 +217,15 @@ def _row_posting(
     """The posting of a list row and the row's externalPath."""
     if not isinstance(row, dict):
         raise SourceError(f"workday: job #{index + 1} is not an object")
-    title = _text(row.get("title"))
+    title = fixed_text(row.get("title"))
     if title is None:
         raise SourceError(f"workday: job #{index + 1} has no title")
-    external_path = _text(row.get("externalPath"))
+    external_path = fixed_text(row.get("externalPath"))
     bullets = row.get("bulletFields")
     requisition = _requisition(bullets[0] if isinstance(bullets, list) and bullets else None)
     if external_path is None and requisition is None:
         raise SourceError(f"workday: job #{index + 1} has no externalPath or requisition id")
-    locations_text = _text(row.get("locationsText"))
+    locations_text = fixed_text(row.get("locationsText"))
     posted = row.get("postedOn")
     posting = Posting(
         source=source,
@@ -272,12 +246,12 @@ def _detail_posting(
     data: dict[str, Any], site: _Site, source: str, company: str | None, today: date
 ) -> Posting:
     info: dict[str, Any] = data["jobPostingInfo"]
-    title = _text(info.get("title"))
+    title = fixed_text(info.get("title"))
     if title is None:
         raise SourceError("workday: job document has no title")
-    external_url = _text(info.get("externalUrl"))
-    parts = _split(external_url) if external_url else None
-    posting_path = parts.path if parts else _text(info.get("jobPostingId"))
+    external_url = fixed_text(info.get("externalUrl"))
+    parts = split_url(external_url) if external_url else None
+    posting_path = parts.path if parts else fixed_text(info.get("jobPostingId"))
     requisition = _requisition(info.get("jobReqId"))
     if posting_path is None and requisition is None:
         raise SourceError("workday: job document has no jobReqId or externalUrl")
@@ -288,11 +262,11 @@ def _detail_posting(
         id=_posting_id(requisition, posting_path),
         title=title,
         company=company
-        or (_text(organization.get("name")) if isinstance(organization, dict) else None)
+        or (fixed_text(organization.get("name")) if isinstance(organization, dict) else None)
         or site.tenant,
         locations=_detail_locations(info),
         remote=_remote(info.get("remoteType")),
-        employment_type=_text(info.get("timeType")),
+        employment_type=fixed_text(info.get("timeType")),
         posted_at=_date(info.get("startDate"))
         or (posted_date(posted, today) if isinstance(posted, str) else None),
         url=external_url,
@@ -304,7 +278,7 @@ def _requisition(value: Any) -> str | None:
     """An id-like value (one token with a digit): ``3058421``, ``JR1979416``, ``R-12345``."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    text = _text(value)
+    text = fixed_text(value)
     return text if text and _REQUISITION.fullmatch(text) else None
 
 
@@ -326,7 +300,7 @@ def _detail_locations(info: dict[str, Any]) -> tuple[str, ...]:
     candidates = [info.get("location"), *(additional if isinstance(additional, list) else [])]
     found: list[str] = []
     for candidate in candidates:
-        text = _text(candidate)
+        text = fixed_text(candidate)
         if text and text not in found:
             found.append(text)
     return tuple(found)
@@ -334,7 +308,7 @@ def _detail_locations(info: dict[str, Any]) -> tuple[str, ...]:
 
 def _remote(value: Any) -> bool | None:
     """True when ``remoteType`` says fully remote; hybrid, on-site or absent say nothing."""
-    text = _text(value)
+    text = fixed_text(value)
     return True if text and _REMOTE.fullmatch(text) else None
 
 
@@ -345,26 +319,4 @@ def _date(value: Any) -> str | None:
 def _description(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    return html_to_text(_fix_surrogates(value)) or None
-
-
-def _load_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError as error:
-        raise SourceError(
-            f"workday: invalid JSON at line {error.lineno}, column {error.colno}"
-        ) from None
-    except (ValueError, RecursionError) as error:  # bad UTF-8, over-long numbers, deep nesting
-        raise SourceError(f"workday: invalid JSON ({type(error).__name__})") from None
-
-
-def _fix_surrogates(text: str) -> str:
-    """``text`` with lone UTF-16 surrogates (from ``\\ud800`` escapes) replaced by U+FFFD."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _text(value: Any) -> str | None:
-    return (normalize_space(_fix_surrogates(value)) or None) if isinstance(value, str) else None
+    return html_to_text(fix_surrogates(value)) or None
