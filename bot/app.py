@@ -18,12 +18,16 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.catalog import SourceCatalog
 from bot.chat.console import ConsoleSender
+from bot.chat.platforms import ChatSenders, one_shot_senders, running_front_ends
 from bot.chat.webhook import DiscordWebhookSender, SlackWebhookSender
-from bot.config import Config, LoadedConfig, SourceConfig
-from bot.delivery import DeliveryWorker, RateLimit, Sender, SenderLookup
+from bot.commands import Commands
+from bot.config import Config, LoadedConfig, Secrets, SourceConfig
+from bot.delivery import DeliveryWorker, RateLimit, Sender
 from bot.fetch import FetchLimits, HttpFetcher, make_client
 from bot.lock import exclusive
+from bot.netguard import AddressGuard
 from bot.pipeline import Pipeline, PollOutcome, poll_due
 from bot.store import Store
 
@@ -38,12 +42,13 @@ FIRST_POLL_SPREAD = 10.0  # seconds over which the first polls of `run` are spre
 SHUTDOWN_GRACE = 10.0
 
 
-def sender_lookup(
+def fixed_senders(
     config: Config,
     client: httpx.AsyncClient,
     environ: Mapping[str, str],
     console: TextIO | None = None,
-) -> SenderLookup:
+) -> dict[str, tuple[Sender, RateLimit | None]]:
+    """The console and the incoming webhooks whose URLs the environment gives."""
     senders: dict[str, tuple[Sender, RateLimit | None]] = {
         "console": (ConsoleSender(console), None)
     }
@@ -55,7 +60,7 @@ def sender_lookup(
             senders[f"webhook:{name}"] = (SlackWebhookSender(client, url), SLACK_WEBHOOK_RATE)
         else:
             senders[f"webhook:{name}"] = (DiscordWebhookSender(client, url), DISCORD_WEBHOOK_RATE)
-    return senders.get
+    return senders
 
 
 @dataclass(slots=True)
@@ -74,23 +79,45 @@ class App:
         self,
         loaded: LoadedConfig,
         store: Store,
+        catalog: SourceCatalog,
         client: httpx.AsyncClient,
+        chat_source_client: httpx.AsyncClient,
         *,
         environ: Mapping[str, str],
         console: TextIO | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``chat_source_client`` polls the sources added from chat: one that
+        refuses private addresses, unless the config allows them."""
         self.config = loaded.config
         self.store = store
+        self.catalog = catalog
         self._clock = clock
         bot = self.config.bot
         limits = FetchLimits(bot.max_connections, bot.per_host_connections, bot.per_host_rate)
-        self.pipeline = Pipeline(self.config, store, HttpFetcher(client, limits=limits), clock)
-        self.worker = DeliveryWorker(
+        fetcher = HttpFetcher(client, limits=limits)
+        chat_fetcher = (
+            fetcher if bot.allow_private_sources else HttpFetcher(chat_source_client, limits=limits)
+        )
+        self.pipeline = Pipeline(
+            self.config,
             store,
-            sender_lookup(self.config, client, environ, console),
-            max_attempts=self.config.bot.delivery_max_attempts,
-            clock=clock,
+            fetcher,
+            clock,
+            fetcher_for=lambda source: chat_fetcher if catalog.is_chat(source.name) else fetcher,
+        )
+        self.commands = Commands(store, catalog, self.config, clock)
+        self._secrets = Secrets.from_env(environ)
+        # Slack and Discord senders exist only while their platforms are open (see
+        # `once` and `run`); until then their alerts wait in the outbox.
+        self._chat = ChatSenders()
+        fixed = fixed_senders(self.config, client, environ, console)
+
+        def sender_for(target: str) -> tuple[Sender, RateLimit | None] | None:
+            return fixed.get(target) or self._chat.sender_for(target)
+
+        self.worker = DeliveryWorker(
+            store, sender_for, max_attempts=bot.delivery_max_attempts, clock=clock
         )
 
     @classmethod
@@ -113,8 +140,21 @@ class App:
                 store = await Store.open(loaded.database)
             try:
                 bot = loaded.config.bot
-                async with make_client(bot.request_timeout, bot.max_connections) as client:
-                    app = cls(loaded, store, client, environ=environ, console=console)
+                guard = AddressGuard()
+                catalog = await SourceCatalog.load(loaded.config, store, guard=guard)
+                async with (
+                    make_client(bot.request_timeout, bot.max_connections) as client,
+                    guard.make_client(bot.request_timeout, bot.max_connections) as chat_client,
+                ):
+                    app = cls(
+                        loaded,
+                        store,
+                        catalog,
+                        client,
+                        chat_client,
+                        environ=environ,
+                        console=console,
+                    )
                     await app._sync_config()
                     yield app
             finally:
@@ -128,8 +168,8 @@ class App:
 
     def _enabled_sources(self, name: str | None) -> list[SourceConfig]:
         if name is not None:
-            return [self.config.source(name)]
-        return [s for s in self.config.sources if s.enabled]
+            return [self.catalog.source(name)]
+        return self.catalog.enabled()
 
     async def once(
         self, source: str | None = None, *, dry_run: bool = False, deliver_within: float = 60.0
@@ -144,12 +184,26 @@ class App:
         outcomes = list(await asyncio.gather(*map(poll, self._enabled_sources(source))))
         if dry_run:
             return OnceReport(outcomes, 0, 0)
-        delivered = await self.worker.drain(self._clock() + deliver_within)
+        async with one_shot_senders(self.config, self._secrets) as chat:
+            self._chat = chat
+            try:
+                delivered = await self.worker.drain(self._clock() + deliver_within)
+            finally:
+                self._chat = ChatSenders()
         queued = (await self.store.outbox_counts()).pending
         return OnceReport(outcomes, delivered, queued)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The service: scheduled polls and the delivery worker until ``stop`` is set."""
+        """The service until ``stop`` is set: the chat front-ends that have tokens,
+        scheduled polls and the delivery worker."""
+        async with running_front_ends(self.config, self._secrets, self.commands) as chat:
+            self._chat = chat
+            try:
+                await self._poll_and_deliver(stop)
+            finally:
+                self._chat = ChatSenders()
+
+    async def _poll_and_deliver(self, stop: asyncio.Event) -> None:
         in_flight: set[asyncio.Task[PollOutcome]] = set()
 
         async def poll_job(source_config: SourceConfig) -> None:
@@ -169,8 +223,8 @@ class App:
                 self.worker.wake()
 
         scheduler = AsyncIOScheduler(timezone=self.config.bot.timezone)
-        now = datetime.now(UTC)
-        for source_config in self._enabled_sources(None):
+
+        def schedule(source_config: SourceConfig) -> None:
             interval = self.config.interval_of(source_config)
             first_poll = random.uniform(0, min(FIRST_POLL_SPREAD, interval))
             scheduler.add_job(
@@ -181,15 +235,27 @@ class App:
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=max(int(interval), 1),
-                next_run_time=now + timedelta(seconds=first_poll),
+                next_run_time=datetime.now(UTC) + timedelta(seconds=first_poll),
             )
+
+        def reschedule(name: str, source_config: SourceConfig | None) -> None:
+            """A source was added, removed, paused or resumed from chat."""
+            if scheduler.get_job(name) is not None:
+                scheduler.remove_job(name)
+            if source_config is not None and source_config.enabled:
+                schedule(source_config)
+
+        for source_config in self._enabled_sources(None):
+            schedule(source_config)
         scheduler.start()
+        self.catalog.add_listener(reschedule)
         log.info("running: %d sources scheduled", len(scheduler.get_jobs()))
         worker = asyncio.create_task(self.worker.run(stop))
         try:
             await stop.wait()
         finally:
             log.info("stopping: waiting for polls in progress")
+            self.catalog.remove_listener(reschedule)
             scheduler.shutdown(wait=False)
             if in_flight:
                 _, pending = await asyncio.wait(in_flight, timeout=SHUTDOWN_GRACE)

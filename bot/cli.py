@@ -19,10 +19,13 @@ from urllib.parse import urlsplit
 
 from bot import __version__
 from bot.app import App, install_stop_signals
+from bot.catalog import SourceCatalog
 from bot.config import (
     Config,
     LoadedConfig,
+    SourceConfig,
     environment_problems,
+    format_duration,
     load_config,
     resolve_config_path,
     validate_target,
@@ -168,8 +171,6 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 async def cmd_once(args: argparse.Namespace) -> int:
     loaded = _load(args)
-    if args.source is not None:
-        loaded.config.source(args.source)  # unknown name: clear error before any work
     _require_environment(loaded.config)
     async with App.open(loaded, dry_run=args.dry_run) as app:
         report = await app.once(args.source, dry_run=args.dry_run)
@@ -336,33 +337,34 @@ async def cmd_sources(args: argparse.Namespace) -> int:
     store = await Store.open(loaded.database)
     try:
         states = {s.name: s for s in await store.source_states()}
+        catalog = await SourceCatalog.load(loaded.config, store)
     finally:
         await store.close()
     print("name\ttype\tinterval\tlast poll\tlast success\topen\tfailures\tlast error")
-    for source in loaded.config.sources:
+    for source in catalog.sources():
         state = states.get(source.name)
-        interval = _format_duration(loaded.config.interval_of(source))
-        enabled = "" if source.enabled else " (disabled)"
+        interval = format_duration(loaded.config.interval_of(source))
+        name = source.name + _source_marks(source, catalog.is_chat(source.name))
         if state is None:
-            print(f"{source.name}{enabled}\t{source.type}\t{interval}\tnever\tnever\t0\t0\t")
+            print(f"{name}\t{source.type}\t{interval}\tnever\tnever\t0\t0\t")
             continue
         print(
-            f"{source.name}{enabled}\t{source.type}\t{interval}\t{_when(state.last_poll_at)}\t"
+            f"{name}\t{source.type}\t{interval}\t{_when(state.last_poll_at)}\t"
             f"{_when(state.last_success_at)}\t{state.open_postings}\t"
             f"{state.consecutive_failures}\t{state.last_error or ''}"
         )
     return EXIT_OK
 
 
+def _source_marks(source: SourceConfig, chat: bool) -> str:
+    """`` (chat)``, `` (disabled)``, `` (chat, paused)`` or nothing."""
+    if chat:
+        return " (chat)" if source.enabled else " (chat, paused)"
+    return "" if source.enabled else " (disabled)"
+
+
 def _when(timestamp: float | None) -> str:
     return utc_iso(timestamp) if timestamp is not None else "never"
-
-
-def _format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
 
 
 async def cmd_check_config(args: argparse.Namespace) -> int:

@@ -65,6 +65,14 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds as the largest whole unit: 21600 → ``"6h"``, 90 → ``"90s"``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
@@ -96,6 +104,9 @@ class BotSettings(_Strict):
     per_host_connections: int = Field(default=4, ge=1, le=64)
     per_host_rate: float = Field(default=5.0, gt=0, le=1000)  # requests per second
     delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    max_subscriptions_per_user: int = Field(default=25, ge=1, le=10_000)
+    max_subscriptions_per_channel: int = Field(default=100, ge=1, le=10_000)
+    chat_min_interval: Duration = 300.0  # the shortest interval of a source added from chat
 
     @field_validator("timezone")
     @classmethod

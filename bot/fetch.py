@@ -27,9 +27,13 @@ _LAST_NUMBER = re.compile(r"\d+(?=\D*$)")
 _PAGING_KEYS = ("page", "offset", "skip")
 
 
-def make_client(timeout: float = 20.0, connections: int = 16) -> httpx.AsyncClient:
-    """The one HTTP client every source and webhook shares."""
+def make_client(
+    timeout: float = 20.0, connections: int = 16, *, trust_env: bool = True
+) -> httpx.AsyncClient:
+    """The one HTTP client every source and webhook shares. ``trust_env`` false
+    ignores proxy and certificate settings from the environment."""
     return httpx.AsyncClient(
+        trust_env=trust_env,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=True,

@@ -125,10 +125,14 @@ class Pipeline:
         store: Store,
         fetcher: Fetcher,
         clock: Callable[[], float] = time.time,
+        *,
+        fetcher_for: Callable[[SourceConfig], Fetcher] | None = None,
     ) -> None:
+        """``fetcher_for`` picks the fetcher of each source (default: ``fetcher``
+        for all); the app gives sources added from chat a guarded one."""
         self._config = config
         self._store = store
-        self._fetcher = fetcher
+        self._fetcher_for = fetcher_for or (lambda source: fetcher)
         self._clock = clock
         self._matcher = SubscriptionMatcher()
 
@@ -153,7 +157,7 @@ class Pipeline:
 
     async def _poll(self, source: SourceConfig, outcome: PollOutcome, dry_run: bool) -> None:
         state = await self._store.source_state(source.name)
-        fetcher = PollFetcher(self._fetcher, state.fingerprint if state else None)
+        fetcher = PollFetcher(self._fetcher_for(source), state.fingerprint if state else None)
         collected: Collected | None
         try:
             collected = await collect_postings(source_spec(self._config, source), fetcher)

@@ -88,9 +88,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('subscriptions_version', 0)",
     ),
+    (
+        """CREATE TABLE chat_sources (
+            name TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            url TEXT NOT NULL,
+            interval REAL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            added_by TEXT NOT NULL,
+            added_at REAL NOT NULL
+        )""",
+        "CREATE INDEX subscriptions_created_by ON subscriptions (created_by)",
+        "CREATE INDEX subscriptions_target ON subscriptions (target)",
+    ),
 )
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
+
+_REGISTER_SOURCE = """INSERT INTO sources (name, type, url) VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+      type = excluded.type, url = excluded.url, baseline_done = 0, fingerprint = NULL
+    WHERE sources.type != excluded.type OR sources.url != excluded.url"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +123,27 @@ class SourceState:
     open_postings: int
     fingerprint: PollFingerprint | None = None
     retry_not_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSource:
+    """A source added from chat; ``interval`` None means the default."""
+
+    name: str
+    type: str
+    url: str
+    interval: float | None
+    enabled: bool
+    added_by: str
+    added_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    target: str
+    last_error: str | None
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,14 +292,58 @@ class Store:
         """Make sure a state row exists for each (name, type, url). A source whose
         type or URL changed starts again with a silent baseline."""
         async with self._write():
-            await self._db.executemany(
-                """INSERT INTO sources (name, type, url) VALUES (?, ?, ?)
-                   ON CONFLICT (name) DO UPDATE SET
-                     type = excluded.type, url = excluded.url,
-                     baseline_done = 0, fingerprint = NULL
-                   WHERE sources.type != excluded.type OR sources.url != excluded.url""",
-                list(sources),
+            await self._db.executemany(_REGISTER_SOURCE, list(sources))
+
+    async def add_chat_source(self, source: ChatSource) -> None:
+        """Store a source added from chat, with its state row, in one transaction."""
+        async with self._write():
+            await self._db.execute(
+                """INSERT INTO chat_sources (name, type, url, interval, enabled, added_by, added_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    source.name,
+                    source.type,
+                    source.url,
+                    source.interval,
+                    source.enabled,
+                    source.added_by,
+                    source.added_at,
+                ),
             )
+            await self._db.execute(_REGISTER_SOURCE, (source.name, source.type, source.url))
+
+    async def chat_sources(self) -> list[ChatSource]:
+        rows = await self._rows("SELECT * FROM chat_sources ORDER BY name")
+        return [
+            ChatSource(
+                row["name"],
+                row["type"],
+                row["url"],
+                row["interval"],
+                bool(row["enabled"]),
+                row["added_by"],
+                row["added_at"],
+            )
+            for row in rows
+        ]
+
+    async def set_chat_source_enabled(self, name: str, enabled: bool) -> bool:
+        async with self._write():
+            cursor = await self._db.execute(
+                "UPDATE chat_sources SET enabled = ? WHERE name = ?", (enabled, name)
+            )
+        return cursor.rowcount > 0
+
+    async def remove_chat_source(self, name: str) -> bool:
+        """Forget a chat source with its state and postings; the changes already
+        recorded stay, so alerts queued for them are still delivered."""
+        async with self._write():
+            cursor = await self._db.execute("DELETE FROM chat_sources WHERE name = ?", (name,))
+            if cursor.rowcount == 0:
+                return False
+            await self._db.execute("DELETE FROM postings WHERE source = ?", (name,))
+            await self._db.execute("DELETE FROM sources WHERE name = ?", (name,))
+        return True
 
     async def source_states(self) -> list[SourceState]:
         return await self._source_states("")
@@ -505,6 +588,29 @@ class Store:
         rows = await self._rows("SELECT * FROM subscriptions ORDER BY id")
         return [_subscription(row) for row in rows]
 
+    async def subscriptions_created_by(self, created_by: str) -> list[Subscription]:
+        rows = await self._rows(
+            "SELECT * FROM subscriptions WHERE created_by = ? ORDER BY id", (created_by,)
+        )
+        return [_subscription(row) for row in rows]
+
+    async def subscriptions_for_target(self, target: str) -> list[Subscription]:
+        rows = await self._rows(
+            "SELECT * FROM subscriptions WHERE target = ? ORDER BY id", (target,)
+        )
+        return [_subscription(row) for row in rows]
+
+    async def set_subscriptions_paused(self, subscription_ids: Iterable[int], paused: bool) -> int:
+        """Pause or resume subscriptions; returns how many changed state."""
+        async with self._write():
+            cursor = await self._db.executemany(
+                "UPDATE subscriptions SET paused = ? WHERE id = ? AND paused != ?",
+                [(paused, sub_id, paused) for sub_id in subscription_ids],
+            )
+            if cursor.rowcount > 0:
+                await self._bump_subscriptions_version()
+        return max(cursor.rowcount, 0)
+
     async def subscriptions_version(self) -> int:
         async with self._lock:
             return await self._scalar("SELECT value FROM meta WHERE key = 'subscriptions_version'")
@@ -599,6 +705,14 @@ class Store:
         rows = await self._rows("SELECT status, COUNT(*) FROM outbox GROUP BY status")
         counts = {row[0]: row[1] for row in rows}
         return OutboxCounts(counts.get(PENDING, 0), counts.get(SENT, 0), counts.get(DEAD, 0))
+
+    async def recent_dead_letters(self, limit: int = 5) -> list[DeadLetter]:
+        rows = await self._rows(
+            """SELECT id, target, last_error, created_at FROM outbox
+               WHERE status = 'dead' ORDER BY id DESC LIMIT ?""",
+            (limit,),
+        )
+        return [DeadLetter(r["id"], r["target"], r["last_error"], r["created_at"]) for r in rows]
 
 
 def _read_only_uri(path: Path) -> str | None:

@@ -1,0 +1,134 @@
+"""Outbound-address rules for sources added from chat.
+
+Someone in a chat channel must not be able to make careerbot fetch from the
+network it runs in: loopback, private ranges, link-local, cloud metadata
+services. ``AddressGuard`` checks a source's URL when it is added, and the HTTP
+client it makes (used only for chat sources) checks every request again:
+
+- before each request, redirects included (httpx runs request hooks on every
+  hop), every address the host resolves to must be public;
+- when each response arrives, the address actually connected to must be public
+  too: a name that answers differently the second time it is resolved (DNS
+  rebinding) is caught there, before any of the body is read.
+
+That client ignores proxy settings from the environment, so the address it
+connects to is the source's own and the second check means something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
+
+import httpx
+
+from bot.errors import SourceError
+from bot.fetch import make_client
+
+IPAddress = IPv4Address | IPv6Address
+Resolver = Callable[[str], Awaitable[list[IPAddress]]]
+
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    {
+        IPv4Address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack…
+        IPv6Address("fd00:ec2::254"),  # AWS over IPv6
+        IPv4Address("100.100.100.200"),  # Alibaba Cloud
+    }
+)
+SHARED_ADDRESS_SPACE = IPv4Network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
+RESOLVE_TIMEOUT = 10.0
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Whether a chat-added source may connect to ``address``."""
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES:
+        return False
+    if isinstance(address, IPv4Address) and address in SHARED_ADDRESS_SPACE:
+        return False
+    return not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+async def resolve(host: str) -> list[IPAddress]:
+    """Every address the system resolver gives for ``host`` (an IP literal is itself)."""
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, None, type=socket.SOCK_STREAM
+            )
+    except (OSError, TimeoutError, UnicodeError):
+        raise SourceError(f"{host} refused: the name does not resolve") from None
+    return [_address(str(info[4][0])) for info in infos]
+
+
+def _address(text: str) -> IPAddress:
+    return ip_address(text.split("%", 1)[0])  # without an IPv6 zone ("fe80::1%eth0")
+
+
+class AddressGuard:
+    """Refuses URLs, requests and connections that reach non-public addresses.
+
+    ``resolver`` and ``allowed`` are the system resolver and ``is_public_address``;
+    tests replace them to stand a loopback server in for a public host.
+    """
+
+    def __init__(
+        self,
+        *,
+        resolver: Resolver = resolve,
+        allowed: Callable[[IPAddress], bool] = is_public_address,
+    ) -> None:
+        self._resolve = resolver
+        self._allowed = allowed
+
+    async def check_url(self, url: str) -> None:
+        """Raise ``SourceError`` unless ``url`` is http(s) and its host only public addresses."""
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise SourceError("refused: not a valid URL") from None
+        await self._check(parsed)
+
+    def make_client(self, timeout: float, connections: int) -> httpx.AsyncClient:
+        """An HTTP client that applies the checks to every request and connection."""
+        client = make_client(timeout, connections, trust_env=False)
+        client.event_hooks = {"request": [self._before_request], "response": [self._on_response]}
+        return client
+
+    async def _before_request(self, request: httpx.Request) -> None:
+        await self._check(request.url)
+
+    async def _on_response(self, response: httpx.Response) -> None:
+        host = _host(response.request.url)
+        stream = response.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if not peer:
+            raise SourceError(f"{host} refused: the address connected to is unknown")
+        if not self._allowed(_address(str(peer[0]))):
+            raise SourceError(f"{host} refused: resolves to a private address")
+
+    async def _check(self, url: httpx.URL) -> None:
+        host = _host(url)
+        if url.scheme not in ("http", "https"):
+            raise SourceError("refused: only http:// and https:// locations are allowed")
+        if not host:
+            raise SourceError("refused: the URL has no host")
+        addresses = await self._resolve(host)
+        if not addresses:
+            raise SourceError(f"{host} refused: the name does not resolve")
+        if not all(self._allowed(address) for address in addresses):
+            raise SourceError(f"{host} refused: resolves to a private address")
+
+
+def _host(url: httpx.URL) -> str:
+    return url.raw_host.decode("ascii", "replace")
