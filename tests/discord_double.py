@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 API_PREFIX = "/api/v10"
+BODY = web.RequestKey("body", object)  # the parsed JSON body, kept for the handlers
 GATEWAY_PATH = "/gateway/"
 
 APP_ID = 900000000000000001
@@ -343,7 +344,7 @@ class DiscordDouble:
         self.calls.append(
             Call(request.method, path, dict(request.query), body, dict(request.headers))
         )
-        request["body"] = body
+        request[BODY] = body
         scripted = self._scripts.get((request.method, path))
         if scripted:
             reply = scripted.pop(0)
@@ -365,7 +366,7 @@ class DiscordDouble:
         return _json(data, headers=headers)
 
     def _body(self, request: web.Request) -> Any:
-        return request["body"]
+        return request[BODY]
 
     async def _me(self, request: web.Request) -> web.Response:
         me = user(BOT_ID, "careerbot", bot=True)
