@@ -267,16 +267,7 @@ class App:
 
 
 def _log_outcome(outcome: PollOutcome) -> None:
-    if outcome.ok:
-        log.info(
-            "source %s: %d postings, %d changes%s",
-            outcome.source,
-            outcome.postings,
-            len(outcome.changes),
-            " (baseline)" if outcome.baseline else "",
-        )
-    else:
-        log.warning("source %s failed: %s", outcome.source, outcome.error)
+    log.log(logging.INFO if outcome.ok else logging.WARNING, "%s", outcome.summary())
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -180,15 +180,7 @@ async def cmd_once(args: argparse.Namespace) -> int:
             continue
         for alert in outcome.alerts:
             print(render_text(alert) + "\n")
-        log.info(
-            "source %s: %d postings, %d changes%s",
-            outcome.source,
-            outcome.postings,
-            len(outcome.changes),
-            " (first poll: recorded as the baseline, alerts start with the next change)"
-            if outcome.baseline
-            else "",
-        )
+        log.info("%s", outcome.summary())
     if report.still_queued:
         log.warning("%d alerts are still queued for retry", report.still_queued)
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -54,6 +54,16 @@ class PollOutcome:
     def ok(self) -> bool:
         return self.error is None
 
+    def summary(self) -> str:
+        if not self.ok:
+            return f"source {self.source} failed: {self.error}"
+        note = ""
+        if self.baseline:
+            note = " (first poll: recorded as the baseline, alerts start with the next change)"
+        elif self.unchanged:
+            note = " (unchanged since the last poll)"
+        return f"source {self.source}: {self.postings} postings, {len(self.changes)} changes{note}"
+
 
 class SubscriptionMatcher:
     """The active subscriptions, indexed by query terms; rebuilt when they change."""
