@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from bot import __version__
 from bot.app import App, install_stop_signals
 from bot.catalog import SourceCatalog
+from bot.conditional import PollFetcher
 from bot.config import (
     Config,
     LoadedConfig,
@@ -189,7 +190,7 @@ async def cmd_once(args: argparse.Namespace) -> int:
 async def cmd_parse(args: argparse.Namespace) -> int:
     spec = _parse_spec(args)
     async with make_client() as client:
-        collected = await collect_postings(spec, HttpFetcher(client))
+        collected = await collect_postings(spec, PollFetcher(HttpFetcher(client), None))
     for posting in collected.postings:
         print(json.dumps(posting.to_json(), ensure_ascii=False))
     return EXIT_OK

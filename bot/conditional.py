@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bot.errors import SourceError
 from bot.sources.base import Fetcher, Response
 
 
@@ -52,6 +53,7 @@ class PollFetcher:
         self._hash = hashlib.sha256()
         self._requests = 0
         self._first: tuple[str, Response] | None = None  # (requested URL, response)
+        self._origin_scheme = ""
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
         conditional = dict(headers or {})
@@ -90,6 +92,13 @@ class PollFetcher:
             and (current.requests, current.body_hash) == (previous.requests, previous.body_hash)
         )
 
+    def _refuse_local_files_from_the_network(self, url: str) -> None:
+        """A poll that began on the network may not read local files: a page's
+        links (next page, details) are the site's to choose, not the operator's."""
+        self._origin_scheme = self._origin_scheme or _scheme(url)
+        if _scheme(url) == "file" and self._origin_scheme != "file":
+            raise SourceError(f"refused to follow a link from the network to a local file: {url}")
+
     def _is_repeat_of_single_request(self, url: str) -> bool:
         previous = self._previous
         return (
@@ -100,6 +109,7 @@ class PollFetcher:
         )
 
     async def _fetch(self, url: str, send: Callable[[], Awaitable[Response]]) -> Response:
+        self._refuse_local_files_from_the_network(url)
         single_repeat = self._is_repeat_of_single_request(url)
         response = await send()
         self._requests += 1
@@ -112,6 +122,10 @@ class PollFetcher:
         if single_repeat and self.same_as_previous():
             raise SourceUnchanged
         return response
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].lower() if ":" in url else ""
 
 
 def _header(response: Response, name: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ class HttpFetcher:
     ) -> Response:
         parts = _valid_url(url)
         if parts.scheme.lower() == "file":
-            return read_file_url(url, self._max_bytes)
+            return await asyncio.to_thread(read_file_url, url, self._max_bytes)
         host_slots, host_rate = self._host(parts.hostname or "")
         async with self._all_hosts, host_slots:
             await host_rate.acquire()
@@ -139,10 +140,12 @@ def read_file_url(url: str, max_bytes: int = MAX_BODY_BYTES) -> Response:
     if parts.query:
         path = _paged_sibling(path, parts.query)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SourceError(f"{path} is not a regular file")
+        with path.open("rb") as handle:
+            body = handle.read(max_bytes + 1)  # the size on disk can lie (/proc, growing files)
+        if len(body) > max_bytes:
             raise SourceError(f"{path} is larger than {max_bytes} bytes")
-        body = path.read_bytes()
     except FileNotFoundError:
         raise SourceError(f"file not found: {path}") from None
     except IsADirectoryError:

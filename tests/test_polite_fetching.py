@@ -189,3 +189,27 @@ async def test_fetch_errors_never_show_the_query_string() -> None:
         with pytest.raises(SourceError) as caught:
             await HttpFetcher(client).get("http://127.0.0.1:9/jobs?token=secret")
     assert "secret" not in str(caught.value)
+
+
+async def test_a_page_on_the_network_cannot_lead_to_local_files(tmp_path: Path) -> None:
+    from bot.conditional import PollFetcher
+
+    secret = tmp_path / "secret.html"
+    secret.write_text("TOKEN=supersecret")
+    async with serve() as server, httpx.AsyncClient() as client:
+        server.set("/page", Reply(200, "<a href='next'>next</a>"))
+        fetcher = PollFetcher(HttpFetcher(client), None)
+        await fetcher.get(server.url("/page"))
+        with pytest.raises(SourceError, match="from the network to a local file"):
+            await fetcher.get(secret.as_uri())
+
+
+async def test_only_regular_files_of_bounded_size_are_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.html"
+    big.write_bytes(b"x" * 2048)
+    async with httpx.AsyncClient() as client:
+        fetcher = HttpFetcher(client, max_bytes=1024)
+        with pytest.raises(SourceError, match="not a regular file"):
+            await fetcher.get(Path("/dev/zero").as_uri())
+        with pytest.raises(SourceError, match="larger than 1024 bytes"):
+            await fetcher.get(big.as_uri())
