@@ -441,16 +441,25 @@ class Store:
         ``fingerprint`` identifies what the source answered (None: do not
         short-circuit the next poll); ``baseline_done`` false keeps the next poll
         a silent baseline. Alerts for subscriptions deleted or paused meanwhile
-        are not queued. Returns the ids of the change rows written, in the
-        order of ``result.changes``.
+        are not queued, nor anything for a source removed meanwhile. New alerts
+        queue behind the target's held ones, so a follow-up never overtakes its
+        original. Returns the ids of the change rows written, in the order of
+        ``result.changes``.
         """
         async with self._write():
+            if not await self._scalar("SELECT COUNT(*) FROM sources WHERE name = ?", (source,)):
+                return []  # removed (from chat) while this poll ran
             await self._write_postings(source, result, now)
             change_ids = [await self._insert_change(change, now) for change in result.changes]
             await self._db.executemany(
                 """INSERT INTO outbox (idempotency_key, subscription_id, change_id, target,
                                        next_attempt_at, created_at)
-                   SELECT ?, s.id, ?, ?, ?, ? FROM subscriptions s WHERE s.id = ? AND NOT s.paused
+                   SELECT ?1, s.id, ?2, ?3,
+                          MAX(?4, COALESCE((SELECT MAX(held.next_attempt_at) FROM outbox held
+                                            WHERE held.target = ?3
+                                              AND held.status = 'pending'), ?4)),
+                          ?5
+                   FROM subscriptions s WHERE s.id = ?6 AND NOT s.paused
                    ON CONFLICT (idempotency_key) DO NOTHING""",
                 [
                     (

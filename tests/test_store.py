@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from bot.diff import diff
 from bot.errors import StoreError
 from bot.models import ChangeKind, Posting
-from bot.store import MIGRATIONS, Match, Store
+from bot.store import MIGRATIONS, ChatSource, Match, Store
 
 P1 = Posting("src", "1", "Research Scientist", company="Acme")
 P2 = Posting("src", "2", "ML Engineer", company="Acme")
@@ -156,3 +157,25 @@ async def test_snapshot_leaves_the_file_untouched(tmp_path: Path) -> None:
     reopened = await Store.open(path)
     assert [s.query for s in await reopened.subscriptions()] == ["x"]
     await reopened.close()
+
+
+async def test_new_alerts_queue_behind_a_held_target(store: Store) -> None:
+    match = await _subscribe(store)
+    await store.apply_poll("src", diff({}, [P1], baseline=False, close_after=2), [match], now=1.0)
+    await store.defer_target("console", until=500.0)  # the platform asked us to wait
+    stored = await store.stored_postings("src")
+    edited = diff(stored, [replace(P1, title="Staff Scientist")], baseline=False, close_after=2)
+    await store.apply_poll("src", edited, [match], now=2.0)
+    assert await store.due_deliveries(now=499.0) == []
+    first, follow_up = await store.due_deliveries(now=500.0)
+    assert (first.change.kind, follow_up.change.kind) == (ChangeKind.NEW, ChangeKind.CHANGED)
+
+
+async def test_a_poll_of_a_source_removed_meanwhile_writes_nothing(store: Store) -> None:
+    await store.add_chat_source(
+        ChatSource("gone", "greenhouse", "https://example.test/gone", 300.0, True, "slack:U1", 1.0)
+    )
+    await store.remove_chat_source("gone")
+    result = diff({}, [replace(P1, source="gone")], baseline=True, close_after=2)
+    assert await store.apply_poll("gone", result, [], now=2.0) == []
+    assert await store.stored_postings("gone") == {}
