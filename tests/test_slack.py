@@ -369,6 +369,19 @@ async def test_changed_posting_replies_in_the_original_thread(slack: SlackDouble
     assert ref == "C123:1700000000.000001"
 
 
+async def test_a_follow_up_to_a_deleted_original_is_posted_on_its_own(
+    slack: SlackDouble,
+) -> None:
+    slack.script("chat.postMessage", error("thread_not_found"))
+    change = FieldChange("title", "Research Scientist", "Senior Research Scientist")
+    ref = await sender_for(slack).send(
+        alert_for(ChangeKind.CHANGED, fields=(change,)), "C123:1699999999.000100"
+    )
+    (call,) = slack.accepted("chat.postMessage")
+    assert call.args["channel"] == "C123" and "thread_ts" not in call.args
+    assert ref is not None and ref.startswith("C123:")
+
+
 async def test_closed_posting_marks_the_original_and_replies_in_its_thread(
     slack: SlackDouble,
 ) -> None:

@@ -227,6 +227,9 @@ def _conversation_of(target: str) -> str:
     return conversation
 
 
+_THREAD_GONE = frozenset({"thread_not_found", "message_not_found"})
+
+
 class SlackSender:
     """Posts alerts with ``chat.postMessage``; follow-ups go in the original's thread."""
 
@@ -253,6 +256,10 @@ class SlackSender:
                 channel=channel, thread_ts=thread_ts, **payload
             )
         except (SlackApiError, *_NETWORK_ERRORS) as err:
+            gone = isinstance(err, SlackApiError) and _field(err, "error") in _THREAD_GONE
+            if thread_ts is not None and gone:
+                # The original was deleted: the follow-up still matters on its own.
+                return await self._post(channel, payload)
             raise _delivery_error(err, channel, self.bot_name) from None
         # For a user id Slack answers with the DM's own id, which threads and edits need.
         return MessageRef(str(response.get("channel") or channel), str(response["ts"]))
