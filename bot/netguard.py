@@ -38,18 +38,27 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
     }
 )
 SHARED_ADDRESS_SPACE = IPv4Network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
+PROTOCOL_ASSIGNMENTS = IPv4Network("192.0.0.0/24")  # IETF protocol assignments (RFC 6890)
 RESOLVE_TIMEOUT = 10.0
 
 
 def is_public_address(address: IPAddress) -> bool:
-    """Whether a chat-added source may connect to ``address``."""
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Whether a chat-added source may connect to ``address``: a globally routable
+    address, including every IPv4 address an IPv6 one carries (mapped, 6to4, Teredo)."""
+    if isinstance(address, IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+        carried = [ipv4 for ipv4 in embedded if ipv4 is not None]
+        if carried:
+            return all(map(is_public_address, carried))
+        if address.is_site_local:
+            return False
     if address in METADATA_ADDRESSES:
         return False
-    if isinstance(address, IPv4Address) and address in SHARED_ADDRESS_SPACE:
+    if isinstance(address, IPv4Address) and (
+        address in SHARED_ADDRESS_SPACE or address in PROTOCOL_ASSIGNMENTS
+    ):
         return False
-    return not (
+    return address.is_global and not (
         address.is_private
         or address.is_loopback
         or address.is_link_local

@@ -31,6 +31,11 @@ PUBLIC = IPv4Address("93.184.216.34")
         ("100.128.0.0", True),  # just above it
         ("2606:4700:4700::1111", True),
         ("::ffff:8.8.8.8", True),  # IPv4-mapped form of a public address
+        ("2002:7f00:1::", False),  # 6to4 carrying 127.0.0.1
+        ("2002:a9fe:a9fe::", False),  # 6to4 carrying the metadata address
+        ("2002:808:808::", True),  # 6to4 carrying 8.8.8.8
+        ("fec0::1", False),  # deprecated site-local
+        ("192.0.0.8", False),  # IETF protocol assignments
         ("127.0.0.1", False),
         ("127.8.9.10", False),
         ("10.1.2.3", False),
