@@ -271,7 +271,7 @@ def _change_line(field_change: FieldChange) -> str:
 
 
 def _value_text(value: Any) -> str:
-    if value is None or value == "" or value == ():
+    if value is None or value == "" or (isinstance(value, list | tuple) and not value):
         return "(none)"
     if isinstance(value, bool):
         return "yes" if value else "no"

@@ -541,3 +541,11 @@ def test_unsafe_url_falls_back_to_a_safe_apply_url() -> None:
     apply = "https://apply.example.com/42"
     posting = dataclasses.replace(POSTING, url="javascript:alert(1)", apply_url=apply)
     assert discord_payload(make_alert(posting=posting))["embeds"][0]["url"] == apply
+
+
+@pytest.mark.parametrize("empty", [None, "", (), []])
+def test_an_empty_old_value_reads_none(empty: object) -> None:
+    from bot.render import _change_line
+
+    line = _change_line(FieldChange("locations", empty, ("San Diego, CA",)))
+    assert line == "locations: (none) → San Diego, CA"
