@@ -30,6 +30,7 @@ class PollFingerprint:
     last_modified: str | None
     body_hash: str  # over every response body of the poll, in order
     requests: int
+    spec: str = ""  # how the answer was read (see pipeline.reading_key)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -47,9 +48,10 @@ class PollFingerprint:
 class PollFetcher:
     """A ``Fetcher`` for one poll of one source."""
 
-    def __init__(self, inner: Fetcher, previous: PollFingerprint | None) -> None:
+    def __init__(self, inner: Fetcher, previous: PollFingerprint | None, spec: str = "") -> None:
         self._inner = inner
         self._previous = previous
+        self._spec = spec
         self._hash = hashlib.sha256()
         self._requests = 0
         self._first: tuple[str, Response] | None = None  # (requested URL, response)
@@ -80,6 +82,7 @@ class PollFetcher:
             last_modified=_header(first, "last-modified"),
             body_hash=self._hash.hexdigest(),
             requests=self._requests,
+            spec=self._spec,
         )
 
     def same_as_previous(self) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from bot import __version__
 from bot.conditional import PollFetcher, PollFingerprint, SourceUnchanged
 from bot.config import Config, SourceConfig
 from bot.diff import DiffResult, StoredPosting, diff
@@ -113,6 +116,16 @@ def _keep_stored_for_partial(collected: Collected, stored: dict[str, StoredPosti
     return replace(collected, postings=[settled(p) for p in collected.postings])
 
 
+def reading_key(spec: SourceSpec) -> str:
+    """What decides how a source's answer becomes postings: its spec and careerbot's version."""
+    described = json.dumps(
+        [__version__, spec.type, spec.url, spec.company, spec.options, spec.max_pages],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(described.encode()).hexdigest()[:16]
+
+
 def source_spec(config: Config, source: SourceConfig) -> SourceSpec:
     options = source.model_dump(
         exclude={"name", "type", "url", "interval", "enabled", "company", "max_pages"},
@@ -167,10 +180,17 @@ class Pipeline:
 
     async def _poll(self, source: SourceConfig, outcome: PollOutcome, dry_run: bool) -> None:
         state = await self._store.source_state(source.name)
-        fetcher = PollFetcher(self._fetcher_for(source), state.fingerprint if state else None)
+        spec = source_spec(self._config, source)
+        previous = state.fingerprint if state else None
+        # Read differently now (its config changed, or careerbot did): compare nothing
+        # with the last poll, and take this poll as a new silent baseline.
+        reread = previous is not None and previous.spec != reading_key(spec)
+        fetcher = PollFetcher(
+            self._fetcher_for(source), None if reread else previous, reading_key(spec)
+        )
         collected: Collected | None
         try:
-            collected = await collect_postings(source_spec(self._config, source), fetcher)
+            collected = await collect_postings(spec, fetcher)
             unchanged = fetcher.same_as_previous()
         except SourceUnchanged:
             collected, unchanged = None, True
@@ -183,7 +203,10 @@ class Pipeline:
         if collected.partial:
             collected = _keep_stored_for_partial(collected, stored)
         fingerprint = fetcher.fingerprint() if collected.complete else None
-        await self._diff_and_save(source, state, stored, collected, fingerprint, outcome, dry_run)
+        baseline = reread or state is None or not state.baseline_done
+        await self._diff_and_save(
+            source, baseline, stored, collected, fingerprint, outcome, dry_run
+        )
 
     async def _unchanged(
         self,
@@ -208,7 +231,7 @@ class Pipeline:
     async def _diff_and_save(
         self,
         source: SourceConfig,
-        state: SourceState | None,
+        baseline: bool,
         stored: dict[str, StoredPosting],
         collected: Collected,
         fingerprint: PollFingerprint | None,
@@ -219,7 +242,6 @@ class Pipeline:
         open_count = sum(1 for s in stored.values() if not s.closed)
         if not postings and open_count >= SUSPICIOUS_EMPTY_AFTER:
             raise SourceError(f"returned no postings although {open_count} were open; closing none")
-        baseline = state is None or not state.baseline_done
         if baseline and not postings:
             # Likely a wrong URL or type: the baseline waits for a poll that finds postings,
             # so fixing the config later does not alert every posting as new.

@@ -213,3 +213,20 @@ async def test_only_regular_files_of_bounded_size_are_read(tmp_path: Path) -> No
             await fetcher.get(Path("/dev/zero").as_uri())
         with pytest.raises(SourceError, match="larger than 1024 bytes"):
             await fetcher.get(big.as_uri())
+
+
+async def test_a_config_change_rereads_the_source_as_a_silent_baseline(tmp_path: Path) -> None:
+    async with serve() as server, httpx.AsyncClient() as client:
+        server.set("/jobs", Reply(200, BOARD))
+        pipeline, store, _ = await pipeline_for(tmp_path, server.url("/jobs"), client)
+        source = load_config(tmp_path / "config.toml", environ={}).config.sources[0]
+        await pipeline.poll(source)
+        renamed = source.model_copy(update={"company": "Figma Inc."})
+        reread = await pipeline.poll(renamed)
+        again = await pipeline.poll(renamed)
+        stored = await store.stored_postings("figma")
+        await store.close()
+    assert not reread.unchanged, "the same body is read again under the new config"
+    assert reread.baseline and reread.changes == [], "and that alerts nothing"
+    assert again.unchanged
+    assert {s.posting.company for s in stored.values()} == {"Figma"}  # the data's own name wins
