@@ -34,6 +34,7 @@ class StoredPosting:
     content_hash: str
     closed: bool = False
     missing_polls: int = 0
+    partial: bool = False  # stored without its detail document
 
 
 @dataclass(slots=True)
@@ -45,6 +46,7 @@ class DiffResult:
     seen_unchanged: list[str] = field(default_factory=list)  # present, identical
     missing: dict[str, int] = field(default_factory=dict)  # still open, absent N polls
     closed: list[str] = field(default_factory=list)
+    partial: frozenset[str] = frozenset()  # upserted without their detail document
 
 
 def strip_tracking(url: str) -> str:
@@ -103,15 +105,17 @@ def diff(
     baseline: bool,
     close_after: int,
     complete: bool = True,
+    partial: frozenset[str] = frozenset(),
 ) -> DiffResult:
     """Compare a successful poll with the stored postings of the same source.
 
     ``baseline`` is true for the source's first successful poll: everything is
     recorded and nothing is alerted. A posting closes after ``close_after``
     consecutive successful polls without it; an incomplete poll (``complete``
-    false) counts no posting as missing.
+    false) counts no posting as missing. ``partial`` names postings read without
+    their detail document: one stored that way becomes complete silently.
     """
-    result = DiffResult()
+    result = DiffResult(partial=partial)
     current = unique_by_id(polled)
     present = {posting.id for posting in current}
     for posting in current:
@@ -137,7 +141,7 @@ def _diff_present(
         result.seen_unchanged.append(posting.id)
         return
     result.upserts.append((posting, digest))
-    if baseline:
+    if baseline or (old is not None and old.partial and not old.closed):
         return
     if old is None:
         result.changes.append(Change(ChangeKind.NEW, posting))

@@ -258,6 +258,7 @@ class Pipeline:
             baseline=baseline,
             close_after=self._config.bot.close_after_polls,
             complete=collected.complete,
+            partial=collected.partial,
         )
         await self._matcher.refresh(self._store)
         matches = self._matcher.matches(result.changes)

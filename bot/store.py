@@ -101,6 +101,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX subscriptions_created_by ON subscriptions (created_by)",
         "CREATE INDEX subscriptions_target ON subscriptions (target)",
     ),
+    (
+        # built without its detail document (its fetch failed): not comparable yet
+        "ALTER TABLE postings ADD COLUMN partial INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
@@ -407,14 +411,19 @@ class Store:
 
     async def stored_postings(self, source: str) -> dict[str, StoredPosting]:
         rows = await self._rows(
-            "SELECT data, content_hash, closed_at, missing_polls FROM postings WHERE source = ?",
+            "SELECT data, content_hash, closed_at, missing_polls, partial"
+            " FROM postings WHERE source = ?",
             (source,),
         )
         stored: dict[str, StoredPosting] = {}
         for row in rows:
             posting = Posting.from_json(json.loads(row["data"]))
             stored[posting.id] = StoredPosting(
-                posting, row["content_hash"], row["closed_at"] is not None, row["missing_polls"]
+                posting,
+                row["content_hash"],
+                row["closed_at"] is not None,
+                row["missing_polls"],
+                bool(row["partial"]),
             )
         return stored
 
@@ -488,13 +497,22 @@ class Store:
         db = self._db
         await db.executemany(
             """INSERT INTO postings (source, posting_id, data, content_hash,
-                                     first_seen_at, last_seen_at)
-               VALUES (?, ?, ?, ?, ?, ?)
+                                     first_seen_at, last_seen_at, partial)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (source, posting_id) DO UPDATE SET
                  data = excluded.data, content_hash = excluded.content_hash,
-                 last_seen_at = excluded.last_seen_at, closed_at = NULL, missing_polls = 0""",
+                 last_seen_at = excluded.last_seen_at, closed_at = NULL, missing_polls = 0,
+                 partial = excluded.partial""",
             [
-                (source, p.id, json.dumps(p.to_json(), ensure_ascii=False), digest, now, now)
+                (
+                    source,
+                    p.id,
+                    json.dumps(p.to_json(), ensure_ascii=False),
+                    digest,
+                    now,
+                    now,
+                    p.id in result.partial,
+                )
                 for p, digest in result.upserts
             ],
         )

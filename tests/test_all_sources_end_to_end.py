@@ -163,3 +163,26 @@ async def test_a_flaky_detail_page_is_not_a_change(tmp_path: Path) -> None:
             apple_poll = await app.once("apple-src")
     assert workday_poll.ok and workday_poll.outcomes[0].changes == []
     assert apple_poll.ok and apple_poll.outcomes[0].changes == []
+
+
+async def test_details_that_load_after_the_posting_was_stored_alert_nothing(tmp_path: Path) -> None:
+    async with serve() as server:
+        serve_everything(server, version=1)
+        details = {p: r for p, r in server.routes.items() if "/job/" in p or "/details/" in p}
+        for path in details:
+            server.set(path, Reply(503, "busy"))
+        config = tmp_path / "config.toml"
+        config.write_text(config_text(server))
+        loaded = load_config(config, environ={})
+        async with App.open(loaded, environ={}, console=io.StringIO()) as app:
+            await app.once("workday-src")
+            await app.once("apple-src")
+            for path, reply in details.items():
+                server.set(path, reply)
+            workday_poll = await app.once("workday-src")
+            apple_poll = await app.once("apple-src")
+            stored = await app.store.stored_postings("workday-src")
+    assert workday_poll.outcomes[0].changes == []
+    assert apple_poll.outcomes[0].changes == []
+    assert any(s.posting.description for s in stored.values()), "the details were stored"
+    assert not any(s.partial for s in stored.values() if s.posting.description)
