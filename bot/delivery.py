@@ -142,7 +142,7 @@ class DeliveryWorker:
         return sent
 
     async def _deliver_one(self, sender: Sender, item: OutboxItem) -> bool:
-        alert = Alert(item.change, item.subscription, utc_iso(item.detected_at))
+        alert = Alert(item.change, item.subscription, utc_iso(item.detected_at), item.key)
         try:
             message_ref = await sender.send(alert, item.original_ref)
         except DeliveryError as err:

@@ -96,6 +96,8 @@ class Alert:
     change: Change
     subscription: Subscription
     detected_at: str  # ISO timestamp, UTC
+    # The outbox idempotency key: a platform that dedupes by a client key gets it.
+    key: str | None = None
 
 
 def utc_iso(timestamp: float) -> str:

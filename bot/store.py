@@ -169,6 +169,7 @@ class OutboxItem:
     # The platform's id of the first alert this subscription got for the posting, when
     # that one was sent: follow-ups (changed, closed…) go into its thread.
     original_ref: str | None = None
+    key: str | None = None  # the idempotency key
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,7 +652,8 @@ class Store:
 
     async def due_deliveries(self, now: float, limit: int = 100) -> list[OutboxItem]:
         rows = await self._rows(
-            """SELECT o.id, o.target, o.attempts, c.kind, c.fields, c.posting, c.detected_at,
+            """SELECT o.id, o.target, o.attempts, o.idempotency_key,
+                      c.kind, c.fields, c.posting, c.detected_at,
                       s.id AS s_id, s.target AS s_target, s.query AS s_query,
                       s.notify AS s_notify, s.paused AS s_paused, s.origin AS s_origin,
                       s.created_by AS s_created_by,
@@ -686,6 +688,7 @@ class Store:
                     _subscription(row, prefix="s_"),
                     row["detected_at"],
                     row["original_ref"],
+                    row["idempotency_key"],
                 )
             )
         return items

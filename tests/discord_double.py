@@ -441,6 +441,11 @@ class DiscordDouble:
         problems = embed_problems(body)
         if problems:
             return self._invalid(problems)
+        if body.get("enforce_nonce") and body.get("nonce"):
+            # As Discord: a message with the same nonce, sent recently, is answered again.
+            for earlier in self.posted(channel_id):
+                if earlier.get("nonce") == body["nonce"]:
+                    return self._ok(earlier, f"messages-{channel_id}")
         message = self._message(channel_id, body, author=user(BOT_ID, "careerbot", bot=True))
         self.messages[int(message["id"])] = message
         return self._ok(message, f"messages-{channel_id}")
@@ -503,6 +508,8 @@ class DiscordDouble:
         }
         if reference:
             message["message_reference"] = reference
+        if body.get("nonce"):
+            message["nonce"] = body["nonce"]
         return message
 
     def _snowflake(self) -> int:

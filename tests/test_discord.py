@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -381,6 +382,16 @@ async def test_stop_closes_the_client_and_its_gateway_connection(double: Discord
 
 
 # ---------------------------------------------------------------- alerts
+
+
+async def test_sending_the_same_alert_again_posts_it_once(double: DiscordDouble) -> None:
+    alert = replace(make_alert(), key="outbox-key-0000000000001")
+    async with running(double, StubRunner()) as frontend:
+        first = await frontend.sender.send(alert)
+        again = await frontend.sender.send(alert)  # e.g. the first answer was lost
+    (message,) = double.posted(CHANNEL_ID)
+    assert first == again == f"{CHANNEL_ID}:{message['id']}"
+    assert all(c.body["enforce_nonce"] is True for c in double.requests("POST", MESSAGES))
 
 
 async def test_an_alert_reaches_the_channel_as_an_embed_without_mentions(

@@ -102,6 +102,11 @@ class DiscordSender:
                 "channel_id": str(reply_to.channel_id),
                 "fail_if_not_exists": False,  # the original may have been deleted
             }
+        if alert.key:
+            # Discord drops a second message with the same nonce for a few minutes, which
+            # covers discord.py re-POSTing after a 5xx and the worker's retries.
+            payload["nonce"] = alert.key
+            payload["enforce_nonce"] = True
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
         message = await _request(http, route, payload, where)
         if reply_to is not None and alert.change.kind in _EDITS_ORIGINAL:
