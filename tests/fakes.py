@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from hypothesis import strategies as st
+
 from bot.errors import SourceError
 from bot.sources.base import Response
 
@@ -44,3 +46,18 @@ class FakeFetcher:
         if url not in self.pages:
             raise SourceError(f"HTTP 404 for {url}")
         return Response(url=url, status=200, headers={}, body=self.pages[url])
+
+
+def json_values(
+    keys: list[str], text: st.SearchStrategy[str] | None = None
+) -> st.SearchStrategy[Any]:
+    """Random JSON shaped like an API's documents: objects use the API's own keys."""
+    leaf = text if text is not None else st.text(max_size=20)
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | leaf,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.sampled_from(keys), children, max_size=8)
+        ),
+        max_leaves=30,
+    )

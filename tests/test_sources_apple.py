@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import FakeFetcher
+from fakes import FakeFetcher, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import Reply, serve
@@ -555,21 +555,12 @@ async def test_collect_fails_when_the_search_page_fails() -> None:
 
 # --- robustness -------------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["id", "postingTitle", "transformedPostingTitle", "positionId", "type", "locations",
-             "city", "stateProvince", "countryName", "name", "team", "teams", "teamName",
-             "teamNames", "homeOffice", "postDateInGMT", "postingDate", "employmentType",
-             "jobSummary", "description", "keyQualifications", "postingFooters",
-             "localizations", "en_US", "content", "managedPipelineRole"]
-        ),
-        children,
-        max_size=8,
-    ),
-    max_leaves=30,
+_JSON = json_values(
+    ["id", "postingTitle", "transformedPostingTitle", "positionId", "type", "locations",
+     "city", "stateProvince", "countryName", "name", "team", "teams", "teamName",
+     "teamNames", "homeOffice", "postDateInGMT", "postingDate", "employmentType",
+     "jobSummary", "description", "keyQualifications", "postingFooters",
+     "localizations", "en_US", "content", "managedPipelineRole"],
 )  # fmt: skip
 
 

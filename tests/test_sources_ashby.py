@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import FakeFetcher
+from fakes import FakeFetcher, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -260,21 +260,13 @@ async def test_collect_reads_a_fixture_file_with_the_real_fetcher(
 
 _TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # lone surrogates included
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | _TEXT,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["id", "title", "department", "team", "employmentType", "location",
-             "secondaryLocations", "isRemote", "workplaceType", "publishedAt", "jobUrl",
-             "applyUrl", "descriptionHtml", "descriptionPlain", "isListed", "compensation",
-             "summaryComponents", "compensationTiers", "components", "compensationType",
-             "interval", "currencyCode", "minValue", "maxValue"]
-        ),
-        children,
-        max_size=8,
-    ),
-    max_leaves=30,
+_JSON = json_values(
+    ["id", "title", "department", "team", "employmentType", "location",
+     "secondaryLocations", "isRemote", "workplaceType", "publishedAt", "jobUrl",
+     "applyUrl", "descriptionHtml", "descriptionPlain", "isListed", "compensation",
+     "summaryComponents", "compensationTiers", "components", "compensationType",
+     "interval", "currencyCode", "minValue", "maxValue"],
+    text=_TEXT,
 )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeFetcher
+from fakes import FakeFetcher, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -231,19 +231,11 @@ async def test_collect_reads_a_file_url_as_given() -> None:
 
 # --- robustness -----------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["id", "title", "company_name", "location", "name", "departments", "metadata",
-             "value", "first_published", "updated_at", "content", "absolute_url",
-             "pay_input_ranges", "min_cents", "max_cents", "currency_type", "jobs"]
-        ),
-        children,
-        max_size=8,
-    ),
-    max_leaves=30,
+_JSON = json_values(
+    ["id", "title", "company_name", "location", "name", "departments", "metadata",
+     "value", "first_published", "updated_at", "content", "absolute_url",
+     "pay_input_ranges", "min_cents", "max_cents", "currency_type", "jobs"],
+    text=st.text(max_size=30),
 )  # fmt: skip
 
 

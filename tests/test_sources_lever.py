@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import FakeFetcher
+from fakes import FakeFetcher, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -319,20 +319,12 @@ async def test_collect_stops_when_the_server_ignores_skip() -> None:
 
 _TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # lone surrogates included
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | _TEXT,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["id", "text", "categories", "location", "allLocations", "team", "department",
-             "commitment", "workplaceType", "createdAt", "hostedUrl", "applyUrl", "description",
-             "descriptionPlain", "lists", "content", "additional", "additionalPlain",
-             "salaryRange", "currency", "interval", "min", "max"]
-        ),
-        children,
-        max_size=8,
-    ),
-    max_leaves=30,
+_JSON = json_values(
+    ["id", "text", "categories", "location", "allLocations", "team", "department",
+     "commitment", "workplaceType", "createdAt", "hostedUrl", "applyUrl", "description",
+     "descriptionPlain", "lists", "content", "additional", "additionalPlain",
+     "salaryRange", "currency", "interval", "min", "max"],
+    text=_TEXT,
 )  # fmt: skip
 
 

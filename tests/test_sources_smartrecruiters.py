@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import FakeFetcher
+from fakes import FakeFetcher, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -350,19 +350,11 @@ async def test_collect_offline_through_the_fixture_files() -> None:
 
 _TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # lone surrogates included
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | _TEXT,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["id", "name", "company", "identifier", "releasedDate", "location", "city", "region",
-             "country", "remote", "fullLocation", "typeOfEmployment", "department", "function",
-             "label", "postingUrl", "applyUrl", "jobAd", "sections", "title", "text"]
-        ),
-        children,
-        max_size=8,
-    ),
-    max_leaves=30,
+_JSON = json_values(
+    ["id", "name", "company", "identifier", "releasedDate", "location", "city", "region",
+     "country", "remote", "fullLocation", "typeOfEmployment", "department", "function",
+     "label", "postingUrl", "applyUrl", "jobAd", "sections", "title", "text"],
+    text=_TEXT,
 )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import FakeFetcher
+from fakes import FakeFetcher, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -325,20 +325,12 @@ async def test_a_file_v3_page_whose_next_file_is_missing_stops(tmp_path: Path) -
 
 _TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # lone surrogates included
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | _TEXT,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["shortcode", "title", "department", "employment_type", "telecommuting", "city",
-             "state", "country", "region", "hidden", "locations", "location", "url", "shortlink",
-             "application_url", "published_on", "created_at", "description", "remote",
-             "published", "workplace", "type"]
-        ),
-        children,
-        max_size=8,
-    ),
-    max_leaves=30,
+_JSON = json_values(
+    ["shortcode", "title", "department", "employment_type", "telecommuting", "city",
+     "state", "country", "region", "hidden", "locations", "location", "url", "shortlink",
+     "application_url", "published_on", "created_at", "description", "remote",
+     "published", "workplace", "type"],
+    text=_TEXT,
 )  # fmt: skip
 
 

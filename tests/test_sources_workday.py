@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import FakeFetcher
+from fakes import FakeFetcher, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import Reply, serve
@@ -444,20 +444,11 @@ async def test_collect_fails_when_the_list_fails() -> None:
 
 # --- robustness -----------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["title", "externalPath", "locationsText", "postedOn", "bulletFields", "total",
-             "jobPostings", "jobPostingInfo", "jobReqId", "jobPostingId", "externalUrl",
-             "location", "additionalLocations", "startDate", "timeType", "remoteType",
-             "jobDescription", "hiringOrganization", "name"]
-        ),
-        children,
-        max_size=8,
-    ),
-    max_leaves=30,
+_JSON = json_values(
+    ["title", "externalPath", "locationsText", "postedOn", "bulletFields", "total",
+     "jobPostings", "jobPostingInfo", "jobReqId", "jobPostingId", "externalUrl",
+     "location", "additionalLocations", "startDate", "timeType", "remoteType",
+     "jobDescription", "hiringOrganization", "name"],
 )  # fmt: skip
 
 
