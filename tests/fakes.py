@@ -8,8 +8,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from bot.diff import diff
 from bot.errors import SourceError
+from bot.models import ChangeKind, Posting
 from bot.sources.base import Response
+from bot.store import Match, Store
 
 
 class FakeFetcher:
@@ -61,3 +64,27 @@ def json_values(
         ),
         max_leaves=30,
     )
+
+
+class FakeClock:
+    """Time that only moves when the code under test sleeps (or a test moves it)."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def queue_alert(store: Store, target: str, posting: Posting, now: float, query: str) -> None:
+    """One alert in the outbox: a new subscription to ``target`` and ``posting`` as new."""
+    subscription = await store.add_subscription(
+        target, query, [ChangeKind.NEW], origin="cli", created_by=None, now=now
+    )
+    result = diff({}, [posting], baseline=False, close_after=2)
+    await store.apply_poll(posting.source, result, [Match(0, subscription)], now=now)

@@ -6,6 +6,7 @@ import random
 
 import httpx
 import pytest
+from fakes import FakeClock, queue_alert
 from loopback import Reply, serve
 
 from bot.chat.webhook import DiscordWebhookSender, SlackWebhookSender
@@ -23,29 +24,6 @@ POSTING = Posting(
 ALERT = Alert(
     Change(ChangeKind.NEW, POSTING), Subscription(1, "webhook:lab", "x"), "2024-01-01T00:00:00Z"
 )
-
-
-class FakeClock:
-    """Time that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-async def queue_alert(store: Store, target: str, now: float) -> None:
-    sub = await store.add_subscription(
-        target, "scientist", [ChangeKind.NEW], origin="cli", created_by=None, now=now
-    )
-    result = diff({}, [POSTING], baseline=False, close_after=2)
-    await store.apply_poll("src", result, [Match(0, sub)], now=now)
 
 
 def worker_for(
@@ -72,7 +50,7 @@ async def test_slack_webhook_429_with_retry_after_is_delivered_exactly_once(stor
                 Reply(200, "ok"),
             ],
         )
-        await queue_alert(store, "webhook:lab", clock.now)
+        await queue_alert(store, "webhook:lab", POSTING, clock.now, "scientist")
         worker = worker_for(
             store, "webhook:lab", SlackWebhookSender(client, server.url("/hook")), clock
         )
@@ -97,7 +75,7 @@ async def test_discord_webhook_waits_for_the_message_and_allows_no_mentions(stor
     async with serve() as server, httpx.AsyncClient() as client:
         server.set("/api/webhooks/1/tok", Reply(200, '{"id": "1234567890"}'))
         sender = DiscordWebhookSender(client, server.url("/api/webhooks/1/tok"))
-        await queue_alert(store, "webhook:team", clock.now)
+        await queue_alert(store, "webhook:team", POSTING, clock.now, "scientist")
         assert await worker_for(store, "webhook:team", sender, clock).drain(clock.now + 1) == 1
     (request,) = server.requests
     assert request.path_qs == "/api/webhooks/1/tok?wait=true"
@@ -121,7 +99,7 @@ async def test_retry_and_dead_letter(
     clock = FakeClock()
     async with serve() as server, httpx.AsyncClient() as client:
         server.set("/hook", replies)
-        await queue_alert(store, "webhook:lab", clock.now)
+        await queue_alert(store, "webhook:lab", POSTING, clock.now, "scientist")
         worker = worker_for(
             store, "webhook:lab", SlackWebhookSender(client, server.url("/hook")), clock
         )
@@ -143,7 +121,7 @@ async def test_errors_never_show_the_webhook_url(store: Store) -> None:
 
 async def test_unavailable_target_backs_off_then_dead_letters(store: Store) -> None:
     clock = FakeClock()
-    await queue_alert(store, "slack:C123", clock.now)
+    await queue_alert(store, "slack:C123", POSTING, clock.now, "scientist")
     worker = DeliveryWorker(
         store, lambda target: None, clock=clock, sleep=clock.sleep, max_attempts=3
     )
@@ -159,8 +137,8 @@ async def test_a_crashing_sender_dead_letters_the_alert_and_frees_the_target(sto
             raise ValueError("bug")
 
     clock = FakeClock()
-    await queue_alert(store, "webhook:lab", clock.now)
-    await queue_alert(store, "webhook:lab", clock.now)
+    await queue_alert(store, "webhook:lab", POSTING, clock.now, "scientist")
+    await queue_alert(store, "webhook:lab", POSTING, clock.now, "scientist")
     worker = worker_for(store, "webhook:lab", Broken(), clock)
     await worker.drain(deadline=clock.now + 60)
     counts = await store.outbox_counts()
@@ -172,7 +150,7 @@ async def test_retry_after_holds_every_alert_of_the_target(store: Store) -> None
     async with serve() as server, httpx.AsyncClient() as client:
         server.set("/hook", [Reply(429, "slow", {"Retry-After": "30"}), Reply(200, "ok")])
         for _ in range(5):
-            await queue_alert(store, "webhook:lab", clock.now)
+            await queue_alert(store, "webhook:lab", POSTING, clock.now, "scientist")
         sender = SlackWebhookSender(client, server.url("/hook"))
         worker = worker_for(store, "webhook:lab", sender, clock)
         assert await worker.deliver_due() == 0
@@ -192,7 +170,7 @@ async def test_paced_target_sends_within_its_rate(store: Store) -> None:
             return None
 
     for _ in range(4):
-        await queue_alert(store, "webhook:lab", clock.now)
+        await queue_alert(store, "webhook:lab", POSTING, clock.now, "scientist")
     senders: dict[str, tuple[Sender, RateLimit | None]] = {
         "webhook:lab": (Recording(), RateLimit(1, 0.05))
     }
@@ -238,7 +216,7 @@ async def test_platform_outage_holds_alerts_without_using_their_attempts(store: 
             return "ts-1"
 
     clock = FakeClock()
-    await queue_alert(store, "slack:C1", clock.now)
+    await queue_alert(store, "slack:C1", POSTING, clock.now, "scientist")
     worker = worker_for(store, "slack:C1", Down(), clock, max_attempts=3)
     for _ in range(20):
         await worker.deliver_due()

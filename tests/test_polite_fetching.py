@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fakes import FakeClock
 from loopback import Reply, serve
 
 import bot.sources.greenhouse
@@ -21,17 +22,9 @@ BOARD = (FIXTURES / "greenhouse" / "board-v1.json").read_bytes()
 BOARD_V2 = (FIXTURES / "greenhouse" / "board-v2.json").read_bytes()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 10_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def pipeline_for(
     tmp_path: Path, url: str, client: httpx.AsyncClient
-) -> tuple[Pipeline, Store, Clock]:
+) -> tuple[Pipeline, Store, FakeClock]:
     config_path = tmp_path / "config.toml"
     config_path.write_text(
         f'[[sources]]\nname = "figma"\ntype = "greenhouse"\nurl = "{url}"\n'
@@ -40,7 +33,7 @@ async def pipeline_for(
     config = load_config(config_path, environ={}).config
     store = await Store.open(tmp_path / "state.sqlite3")
     await store.register_sources([("figma", "greenhouse", "https://example.test/figma")])
-    clock = Clock()
+    clock = FakeClock(start=10_000.0)
     return Pipeline(config, store, HttpFetcher(client), clock), store, clock
 
 

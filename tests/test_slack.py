@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from fakes import FakeClock, queue_alert
 from slack_double import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -29,11 +30,10 @@ from bot.chat.slack import SlackFrontend, SlackSender, command_text, make_web_cl
 from bot.commands import Caller
 from bot.config import SlackSettings
 from bot.delivery import DeliveryWorker, RateLimit, Sender
-from bot.diff import diff
 from bot.errors import ConfigError, DeliveryError
 from bot.models import Alert, Change, ChangeKind, FieldChange, Posting, Subscription
 from bot.render import slack_payload
-from bot.store import Match, Store
+from bot.store import Store
 
 POSTING = Posting(
     "src",
@@ -464,27 +464,6 @@ async def test_limits_hold_for_huge_postings(slack: SlackDouble) -> None:
 # ---------------------------------------------------------------- with the delivery worker
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-async def queue_alert(store: Store, target: str, now: float) -> None:
-    sub = await store.add_subscription(
-        target, "nerf", [ChangeKind.NEW], origin="cli", created_by=None, now=now
-    )
-    result = diff({}, [POSTING], baseline=False, close_after=2)
-    await store.apply_poll("src", result, [Match(0, sub)], now=now)
-
-
 async def drain(store: Store, sender: Sender, clock: FakeClock) -> int:
     # No RateLimit here: aiolimiter paces in real time, which a fake clock cannot skip.
     senders: dict[str, tuple[Sender, RateLimit | None]] = {"slack:C123": (sender, None)}
@@ -499,7 +478,7 @@ async def test_short_429_is_retried_by_the_sdk_and_delivered_once(
 ) -> None:
     clock, sdk_sleeps = FakeClock(), Sleeps()
     slack.script("chat.postMessage", rate_limited(1))
-    await queue_alert(store, "slack:C123", clock.now)
+    await queue_alert(store, "slack:C123", POSTING, clock.now, "nerf")
     assert await drain(store, sender_for(slack, sleep=sdk_sleeps), clock) == 1
     assert len(slack.calls_to("chat.postMessage")) == 2
     assert len(slack.accepted("chat.postMessage")) == 1
@@ -514,7 +493,7 @@ async def test_long_429_goes_back_to_the_worker_and_is_delivered_once(
 ) -> None:
     clock, sdk_sleeps = FakeClock(), Sleeps()
     slack.script("chat.postMessage", rate_limited(30))
-    await queue_alert(store, "slack:C123", clock.now)
+    await queue_alert(store, "slack:C123", POSTING, clock.now, "nerf")
     assert await drain(store, sender_for(slack, sleep=sdk_sleeps), clock) == 1
     assert sdk_sleeps.slept == [], "a 30 s wait is not spent inside the SDK"
     assert 30 <= clock.slept[0] <= 30.25, "the worker honoured Retry-After"
@@ -528,7 +507,7 @@ async def test_not_in_channel_is_dead_lettered_without_retries(
 ) -> None:
     clock = FakeClock()
     slack.script("chat.postMessage", error("not_in_channel"))
-    await queue_alert(store, "slack:C123", clock.now)
+    await queue_alert(store, "slack:C123", POSTING, clock.now, "nerf")
     assert await drain(store, sender_for(slack), clock) == 0
     assert len(slack.calls_to("chat.postMessage")) == 1
     counts = await store.outbox_counts()
