@@ -38,7 +38,7 @@ from bot.pipeline import source_spec
 from bot.query import parse_query
 from bot.render import render_text
 from bot.sources import SourceSpec, collect_postings, collector_for, source_types
-from bot.store import Store
+from bot.store import Store, backup_database
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_SEARCH_LIMIT = 20
@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     unsubscribe.add_argument("id", type=_positive_int, metavar="ID")
     command("sources", "show each source's state")
     command("check-config", "validate the config and the environment it needs")
+    backup = command("backup", "write a consistent copy of the database (safe while running)")
+    backup.add_argument("path", type=Path, metavar="PATH", help="where to write the copy")
     return parser
 
 
@@ -372,6 +374,13 @@ async def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_backup(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    report = await asyncio.to_thread(backup_database, loaded.database, args.path)
+    print(f"backed up {loaded.database} to {args.path} ({report.pages} pages, {report.size} bytes)")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "run": cmd_run,
     "once": cmd_once,
@@ -382,6 +391,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "unsubscribe": cmd_unsubscribe,
     "sources": cmd_sources,
     "check-config": cmd_check_config,
+    "backup": cmd_backup,
 }
 
 __all__ = ["build_parser", "main"]

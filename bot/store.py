@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -743,6 +744,47 @@ class Store:
             (limit,),
         )
         return [DeadLetter(r["id"], r["target"], r["last_error"], r["created_at"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport:
+    pages: int
+    size: int  # bytes
+
+
+def backup_database(database: Path, destination: Path) -> BackupReport:
+    """Copy ``database`` to ``destination`` with SQLite's online backup: a consistent
+    snapshot even while ``careerbot run`` writes to it. The copy is checked with
+    ``PRAGMA integrity_check`` and then renamed into place, so ``destination`` is
+    either the previous file or a complete, verified backup. Blocking: run it in a thread."""
+    source = _read_only_uri(database)
+    if source is None:
+        raise StoreError(f"no database at {str(database)!r}")
+    if destination.exists() and destination.resolve() == database.resolve():
+        raise StoreError("the backup must not overwrite the database itself")
+    partial = destination.with_name(f".{destination.name}.partial")
+    try:
+        partial.unlink(missing_ok=True)
+        with (
+            closing(sqlite3.connect(source, uri=True)) as disk,
+            closing(sqlite3.connect(partial)) as copy,
+        ):
+            disk.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            verdict = [row[0] for row in copy.execute("PRAGMA integrity_check")]
+            pages = int(copy.execute("PRAGMA page_count").fetchone()[0])
+        if verdict != ["ok"]:
+            raise StoreError(f"the copy failed its integrity check: {'; '.join(verdict[:3])}")
+        with partial.open("rb") as handle:
+            os.fsync(handle.fileno())
+        partial.replace(destination)
+    except (OSError, sqlite3.Error) as err:
+        partial.unlink(missing_ok=True)
+        raise StoreError(f"cannot back up to {str(destination)!r}: {err}") from None
+    except StoreError:
+        partial.unlink(missing_ok=True)
+        raise
+    return BackupReport(pages, destination.stat().st_size)
 
 
 def _read_only_uri(path: Path) -> str | None:

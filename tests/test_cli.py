@@ -69,6 +69,23 @@ def test_once_on_the_example_config_then_alerts_on_change(workdir: Path) -> None
     assert rows["cvpr-2024"][5:7] == ["26", "0"]
 
 
+def test_backup_writes_a_copy_careerbot_can_use(workdir: Path) -> None:
+    assert careerbot("once", cwd=workdir).returncode == 0
+    result = careerbot("backup", "backups-copy.sqlite3", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "backed up" in result.stdout
+    copy = workdir / "restored"
+    copy.mkdir()
+    shutil.copy(workdir / "backups-copy.sqlite3", copy / "careerbot.sqlite3")
+    shutil.copy(workdir / "config.toml", copy / "config.toml")
+    shutil.copytree(workdir / "samples", copy / "samples")
+    sources = careerbot("sources", cwd=copy)
+    rows = {line.split("\t")[0]: line.split("\t") for line in sources.stdout.splitlines()[1:]}
+    assert rows["cvpr-2024"][5] == "26", "the restored database has the postings"
+    again = careerbot("once", cwd=copy)
+    assert again.returncode == 0 and again.stdout == "", "restored state: no repeated alerts"
+
+
 def test_once_exits_1_when_a_source_fails_and_still_polls_the_others(workdir: Path) -> None:
     (workdir / "samples/greenhouse/figma-board.json").write_text("{not json")
     result = careerbot("once", cwd=workdir)
@@ -137,6 +154,7 @@ def test_python_m_bot_and_console_script_agree(workdir: Path) -> None:
         (("parse", "--type", "cvpr", "gopher://x"), 2, "is not an http(s):// URL or a file: path"),
         (("parse", "--type", "cvpr"), 2, "parse needs --type TYPE LOCATION"),
         (("search", '"open'), 2, "invalid query: unclosed quote"),
+        (("backup", "copy.sqlite3"), 2, "no database at"),
         (("search", "foo:bar"), 2, "unknown field 'foo'"),
         (("subscribe", "x", "--target", "email:me"), 2, "'email:me' is not a target"),
         (("subscribe", "x", "--target", "webhook:none"), 2, "no [webhooks.none]"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 from bot.diff import diff
 from bot.errors import StoreError
 from bot.models import ChangeKind, Posting
-from bot.store import MIGRATIONS, ChatSource, Match, Store
+from bot.store import MIGRATIONS, ChatSource, Match, Store, backup_database
 
 P1 = Posting("src", "1", "Research Scientist", company="Acme")
 P2 = Posting("src", "2", "ML Engineer", company="Acme")
@@ -179,3 +180,62 @@ async def test_a_poll_of_a_source_removed_meanwhile_writes_nothing(store: Store)
     result = diff({}, [replace(P1, source="gone")], baseline=True, close_after=2)
     assert await store.apply_poll("gone", result, [], now=2.0) == []
     assert await store.stored_postings("gone") == {}
+
+
+async def test_a_failing_migration_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    await (await Store.open(path)).close()
+    broken = ("CREATE TABLE half_done (x INTEGER)", "THIS IS NOT SQL")
+    monkeypatch.setattr("bot.store.MIGRATIONS", (*MIGRATIONS, broken))
+    with pytest.raises(StoreError):
+        await Store.open(path)
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        version = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+    assert "half_done" not in tables, "a migration applies whole or not at all"
+    assert version == len(MIGRATIONS)
+
+
+async def test_backup_is_a_consistent_verified_copy_taken_while_writing(tmp_path: Path) -> None:
+    path, copy = tmp_path / "db.sqlite3", tmp_path / "backups" / "copy.sqlite3"
+    copy.parent.mkdir()
+    store = await Store.open(path)
+    await store.register_sources([("src", "greenhouse", "file:x")])
+    writing = asyncio.Event()
+
+    async def keep_writing() -> None:
+        # Each transaction swaps one pair of subscriptions for the next pair.
+        for n in range(200):
+            await store.sync_config_subscriptions(
+                [("console", f"first{n}", [ChangeKind.NEW]), ("console", f"second{n}", [])], n
+            )
+            writing.set()
+
+    writer = asyncio.create_task(keep_writing())
+    await writing.wait()
+    report = await asyncio.to_thread(backup_database, path, copy)
+    await writer
+    await store.close()
+    assert report.pages > 0 and report.size == copy.stat().st_size
+    assert not list(copy.parent.glob(".*partial")), "no temporary file is left behind"
+    with sqlite3.connect(copy) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete", "one file, no -wal"
+    reopened = await Store.open(copy)
+    assert await reopened.schema_version() == len(MIGRATIONS)
+    queries = sorted(s.query for s in await reopened.subscriptions())
+    assert len(queries) == 2 and queries[0][5:] == queries[1][6:], f"a torn copy: {queries}"
+    await reopened.close()
+
+
+async def test_backup_refuses_a_missing_database_and_overwriting_itself(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with pytest.raises(StoreError, match="no database at"):
+        backup_database(path, tmp_path / "copy")
+    await (await Store.open(path)).close()
+    with pytest.raises(StoreError, match="must not overwrite the database itself"):
+        backup_database(path, tmp_path / "." / "db.sqlite3")
+    with pytest.raises(StoreError, match="cannot back up to"):
+        backup_database(path, tmp_path / "missing-dir" / "copy")
