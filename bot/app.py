@@ -29,6 +29,7 @@ from bot.fetch import FetchLimits, HttpFetcher, make_client
 from bot.lock import exclusive
 from bot.netguard import AddressGuard
 from bot.pipeline import Pipeline, PollOutcome, poll_due
+from bot.schedule import added_source_delay, first_poll_delays
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 SLACK_WEBHOOK_RATE = RateLimit(1, 1)
 DISCORD_WEBHOOK_RATE = RateLimit(5, 10)
 POLL_CONCURRENCY = 8
-FIRST_POLL_SPREAD = 10.0  # seconds over which the first polls of `run` are spread
 SHUTDOWN_GRACE = 10.0
 
 
@@ -224,9 +224,8 @@ class App:
 
         scheduler = AsyncIOScheduler(timezone=self.config.bot.timezone)
 
-        def schedule(source_config: SourceConfig) -> None:
+        def schedule(source_config: SourceConfig, first_poll: float) -> None:
             interval = self.config.interval_of(source_config)
-            first_poll = random.uniform(0, min(FIRST_POLL_SPREAD, interval))
             scheduler.add_job(
                 poll_job,
                 IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 300.0)),
@@ -243,10 +242,17 @@ class App:
             if scheduler.get_job(name) is not None:
                 scheduler.remove_job(name)
             if source_config is not None and source_config.enabled:
-                schedule(source_config)
+                interval = self.config.interval_of(source_config)
+                schedule(source_config, added_source_delay(interval, rng))
 
-        for source_config in self._enabled_sources(None):
-            schedule(source_config)
+        rng = random.Random()
+        enabled = self._enabled_sources(None)
+        last_polls = {state.name: state.last_poll_at for state in await self.store.source_states()}
+        delays = first_poll_delays(
+            {source.name: self.config.interval_of(source) for source in enabled}, last_polls, rng
+        )
+        for source_config in enabled:
+            schedule(source_config, delays[source_config.name])
         scheduler.start()
         self.catalog.add_listener(reschedule)
         log.info("running: %d sources scheduled", len(scheduler.get_jobs()))
