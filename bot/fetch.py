@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit
 from urllib.request import url2pathname
 
+import httpcore
 import httpx
 from aiolimiter import AsyncLimiter
 
@@ -29,10 +30,17 @@ _PAGING_KEYS = ("page", "offset", "skip")
 
 
 def make_client(
-    timeout: float = 20.0, connections: int = 16, *, trust_env: bool = True
+    timeout: float = 20.0,
+    connections: int = 16,
+    *,
+    trust_env: bool = True,
+    network_backend: httpcore.AsyncNetworkBackend | None = None,
 ) -> httpx.AsyncClient:
     """The one HTTP client every source and webhook shares. ``trust_env`` false
-    ignores proxy and certificate settings from the environment."""
+    ignores proxy and certificate settings from the environment. ``network_backend``
+    opens connections instead of httpcore's own; a proxy from a trusted environment
+    would bypass it."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.AsyncClient(
         trust_env=trust_env,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -40,8 +48,30 @@ def make_client(
         follow_redirects=True,
         http2=True,
         max_redirects=MAX_REDIRECTS,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        limits=limits,
+        transport=None
+        if network_backend is None
+        else _transport(network_backend, limits, trust_env=trust_env),
     )
+
+
+def _transport(
+    network_backend: httpcore.AsyncNetworkBackend, limits: httpx.Limits, *, trust_env: bool
+) -> httpx.AsyncHTTPTransport:
+    """The transport httpx would build for ``make_client``, connecting through
+    ``network_backend``. httpx takes no network backend, so its connection pool is
+    swapped for an equal one that has it (``_pool`` is the httpx internal relied on;
+    tests/test_netguard.py fails if that stops working)."""
+    transport = httpx.AsyncHTTPTransport(trust_env=trust_env, http2=True, limits=limits)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=trust_env),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http2=True,
+        network_backend=network_backend,
+    )
+    return transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,27 +132,40 @@ class HttpFetcher:
         where = _describe(url)
         try:
             async with self._client.stream(method, url, headers=headers, json=payload) as response:
+                if response.status_code >= 400:  # an error page's body is not worth reading
+                    raise SourceError(
+                        f"HTTP {response.status_code} from {where}",
+                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    )
                 body = await self._read_capped(response, where)
         except httpx.TimeoutException:
             raise SourceError(f"timed out fetching {where}") from None
         except httpx.TooManyRedirects:
-            raise SourceError(f"too many redirects fetching {where}") from None
+            limit = self._client.max_redirects
+            raise SourceError(f"too many redirects (more than {limit}) fetching {where}") from None
+        except httpx.ConnectError:
+            raise SourceError(f"could not connect to {where}") from None
+        except httpx.RemoteProtocolError:
+            raise SourceError(f"connection closed mid-response fetching {where}") from None
+        except httpx.NetworkError:
+            raise SourceError(f"connection reset fetching {where}") from None
+        except httpx.DecodingError:
+            raise SourceError(f"undecodable response (bad content encoding) from {where}") from None
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as err:
             raise SourceError(f"could not fetch {where}: {type(err).__name__}") from None
-        if response.status_code >= 400:
-            raise SourceError(
-                f"HTTP {response.status_code} from {where}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
         return Response(str(response.url), response.status_code, dict(response.headers), body)
 
     async def _read_capped(self, response: httpx.Response, where: str) -> bytes:
+        too_large = f"response from {where} is larger than {_size(self._max_bytes)}"
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise SourceError(too_large)
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > self._max_bytes:
-                raise SourceError(f"response from {where} is larger than {self._max_bytes} bytes")
+                raise SourceError(too_large)
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -145,7 +188,7 @@ def read_file_url(url: str, max_bytes: int = MAX_BODY_BYTES) -> Response:
         with path.open("rb") as handle:
             body = handle.read(max_bytes + 1)  # the size on disk can lie (/proc, growing files)
         if len(body) > max_bytes:
-            raise SourceError(f"{path} is larger than {max_bytes} bytes")
+            raise SourceError(f"{path} is larger than {_size(max_bytes)}")
     except FileNotFoundError:
         raise SourceError(f"file not found: {path}") from None
     except IsADirectoryError:
@@ -203,6 +246,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _size(limit: int) -> str:
+    """A byte limit as people write it: ``16 MiB``, ``1024 bytes``."""
+    mib = 1024 * 1024
+    return f"{limit // mib} MiB" if limit >= mib and limit % mib == 0 else f"{limit} bytes"
 
 
 def _describe(url: str) -> str:

@@ -7,21 +7,27 @@ client it makes (used only for chat sources) checks every request again:
 
 - before each request, redirects included (httpx runs request hooks on every
   hop), every address the host resolves to must be public;
+- each connection resolves the host once more, checks every address, and
+  connects to a checked address itself rather than to the name, so a name that
+  answers differently the second time (DNS rebinding) never receives a request.
+  TLS still verifies the certificate for the name, and the Host header is the name;
 - when each response arrives, the address actually connected to must be public
-  too: a name that answers differently the second time it is resolved (DNS
-  rebinding) is caught there, before any of the body is read.
+  too, before any of the body is read.
 
 That client ignores proxy settings from the environment, so the address it
-connects to is the source's own and the second check means something.
+connects to is the source's own and these checks mean something.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 
+import httpcore
 import httpx
 
 from bot.errors import SourceError
@@ -110,13 +116,16 @@ class AddressGuard:
 
     def make_client(self, timeout: float, connections: int) -> httpx.AsyncClient:
         """An HTTP client that applies the checks to every request and connection."""
-        client = make_client(timeout, connections, trust_env=False)
+        backend = PinningBackend(self._checked_addresses, httpcore.AnyIOBackend())
+        client = make_client(timeout, connections, trust_env=False, network_backend=backend)
         client.event_hooks = {"request": [self._before_request], "response": [self._on_response]}
         return client
 
     async def _before_request(self, request: httpx.Request) -> None:
         await self._check(request.url)
 
+    # Redundant while the backend pins addresses, but if pinning were ever bypassed
+    # it still keeps a private address's response from reaching the chat.
     async def _on_response(self, response: httpx.Response) -> None:
         host = _host(response.request.url)
         stream = response.extensions.get("network_stream")
@@ -132,11 +141,57 @@ class AddressGuard:
             raise SourceError("refused: only http:// and https:// locations are allowed")
         if not host:
             raise SourceError("refused: the URL has no host")
+        await self._checked_addresses(host)
+
+    async def _checked_addresses(self, host: str) -> list[IPAddress]:
         addresses = await self._resolve(host)
         if not addresses:
             raise SourceError(f"{host} refused: the name does not resolve")
         if not all(self._allowed(address) for address in addresses):
             raise SourceError(f"{host} refused: resolves to a private address")
+        return addresses
+
+
+class PinningBackend(httpcore.AsyncNetworkBackend):
+    """Connects to the addresses ``checked_addresses`` gives for a host, never to the
+    name itself, so nothing resolves it again between the check and the connection.
+
+    httpcore passes the original host name to TLS separately (SNI and certificate
+    checks); a ``SourceError`` raised here reaches the caller unchanged.
+    """
+
+    def __init__(
+        self,
+        checked_addresses: Callable[[str], Awaitable[list[IPAddress]]],
+        backend: httpcore.AsyncNetworkBackend,
+    ) -> None:
+        self._checked_addresses = checked_addresses
+        self._backend = backend
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        connect = functools.partial(
+            self._backend.connect_tcp,
+            port=port,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
+        *others, last = await self._checked_addresses(host)
+        for address in others:
+            # An unreachable address (IPv6 on a host without it, say): try the next.
+            with contextlib.suppress(httpcore.ConnectError):
+                return await connect(str(address))
+        return await connect(str(last))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
 
 
 def _host(url: httpx.URL) -> str:

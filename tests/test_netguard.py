@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 import pytest
@@ -166,14 +166,51 @@ async def test_a_redirect_to_a_private_address_is_refused(location: str) -> None
     assert [r.path_qs for r in server.requests] == ["/start"], "the second hop is never sent"
 
 
-async def test_a_name_that_resolves_elsewhere_when_connecting_is_refused() -> None:
-    """DNS rebinding: the check saw a public address, the connection landed on loopback."""
-    rebinding = resolver({"localhost": [str(PUBLIC)]})
+async def test_a_name_that_resolves_elsewhere_when_connecting_is_never_sent_a_request() -> None:
+    """DNS rebinding: the request check sees a public address, the next answer is loopback."""
+    answers = [[PUBLIC], [IPv4Address("127.0.0.1")]]
+
+    async def rebinding(host: str) -> list[IPAddress]:
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
     async with serve() as server, AddressGuard(resolver=rebinding).make_client(5, 4) as c:
         server.set("/jobs", Reply(200, "internal secrets"))
-        url = server.url("/jobs").replace("127.0.0.1", "localhost")
-        with pytest.raises(SourceError, match="localhost refused: resolves to a private address"):
+        url = server.url("/jobs?token=s3cret").replace("127.0.0.1", "jobs.example.invalid")
+        with pytest.raises(SourceError) as refused:
             await HttpFetcher(c).get(url)
+    assert str(refused.value) == "jobs.example.invalid refused: resolves to a private address"
+    assert answers == [[IPv4Address("127.0.0.1")]], "the request check got the public answer"
+    assert server.requests == []
+
+
+async def test_a_connection_goes_to_the_checked_address_with_the_name_as_host() -> None:
+    # The name is in no DNS: only a connection to the address checked reaches the server.
+    guard = AddressGuard(
+        resolver=resolver({"jobs.example.invalid": ["127.0.0.1"]}), allowed=loopback_is_public
+    )
+    async with serve() as server, guard.make_client(5, 4) as c:
+        server.set("/jobs", Reply(200, "ok"))
+        port = server.base_url.rsplit(":", 1)[1]
+        response = await HttpFetcher(c).get(f"http://jobs.example.invalid:{port}/jobs")
+    assert response.body == b"ok"
+    [request] = server.requests
+    assert request.headers["Host"] == f"jobs.example.invalid:{port}"
+
+
+async def test_an_unreachable_checked_address_falls_back_to_the_next() -> None:
+    def loopbacks_are_public(address: IPAddress) -> bool:
+        return address in (IPv4Address("127.0.0.1"), IPv6Address("::1"))
+
+    # The server listens on 127.0.0.1 only, so connecting to ::1 first fails.
+    guard = AddressGuard(
+        resolver=resolver({"jobs.example.invalid": ["::1", "127.0.0.1"]}),
+        allowed=loopbacks_are_public,
+    )
+    async with serve() as server, guard.make_client(5, 4) as c:
+        server.set("/jobs", Reply(200, "ok"))
+        port = server.base_url.rsplit(":", 1)[1]
+        response = await HttpFetcher(c).get(f"http://jobs.example.invalid:{port}/jobs")
+    assert response.body == b"ok"
 
 
 def write_config(tmp_path: Path, allow_private: bool) -> Path:
