@@ -31,6 +31,7 @@ Platform = Literal["slack", "discord"]
 MAX_QUERY_CHARS = 500
 PREVIEW_SIZE = 5
 DEAD_LETTERS_SHOWN = 5
+HELD_TARGETS_SHOWN = 5
 MAX_REPLY_CHARS = 1900  # Discord refuses messages over 2000 characters
 _QUERY_SHOWN_CHARS = 200
 _POSTING_PART_CHARS = 100
@@ -39,6 +40,7 @@ _MAX_ID = 2**63 - 1  # SQLite's largest integer
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIRST_WORD = re.compile(r"\s*(\S*)\s*(.*)", re.DOTALL)
 _SUBSCRIPTION_ID = re.compile(r"#?(\d{1,19})")
+_SLACK_DIRECT = re.compile(r"slack:[UWD][A-Z0-9]*")
 _BACKTICK_LOOKALIKE = "\u02cb"  # keeps user text from closing a code span
 
 
@@ -350,15 +352,21 @@ class Commands:
             lines.append(f"{markup.code(source.name)} {outcome}{self._marks(source)}")
         counts = await self._store.outbox_counts()
         lines.append(f"Alerts waiting to be sent: {counts.pending}. Undeliverable: {counts.dead}.")
+        held = await self._store.held_targets(now)
+        for target in held[:HELD_TARGETS_SHOWN]:
+            where, reason = _where_and_why(target.target, target.reason, request)
+            lines.append(
+                f"Held back: {target.waiting} to {where},"
+                f" next try in {_span(target.next_try - now)}{reason}"
+            )
+        if len(held) > HELD_TARGETS_SHOWN:
+            lines.append(f"… and {len(held) - HELD_TARGETS_SHOWN} more targets held back.")
         dead_letters = await self._store.recent_dead_letters(DEAD_LETTERS_SHOWN)
         if dead_letters:
             lines.append("Most recent undeliverable alerts:")
         for dead in dead_letters:
-            reason = _safe(dead.last_error or "unknown error", _ERROR_SHOWN_CHARS, markup)
-            lines.append(
-                f"`#{dead.id}` to {markup.code(dead.target)}, queued"
-                f" {_ago(dead.created_at, now)}: {reason}"
-            )
+            where, reason = _where_and_why(dead.target, dead.last_error, request)
+            lines.append(f"`#{dead.id}` to {where}, queued {_ago(dead.created_at, now)}{reason}")
         return "\n".join(lines)
 
     async def _help(self, request: _Request) -> str:
@@ -466,14 +474,34 @@ def _subscription_line(subscription: Subscription, caller: Caller, markup: _Mark
     return f"`#{subscription.id}` {_query_code(subscription.query, markup)} → {where}{note}"
 
 
+def _where_and_why(target: str, error: str | None, request: _Request) -> tuple[str, str]:
+    """How the status names an alert's target, and ``": reason"``. Someone else's
+    direct messages stay anonymous, reason included (it may name them)."""
+    caller, markup = request.caller, request.markup
+    if target == caller.dm_target:
+        where = "your direct messages"
+    elif _is_direct_message(target):
+        return "someone's direct messages", ""
+    else:
+        where = markup.code(target)
+    return where, f": {_safe(error or 'unknown error', _ERROR_SHOWN_CHARS, markup)}"
+
+
+def _is_direct_message(target: str) -> bool:
+    # Slack user ids start with U or W, and the id of a DM conversation with D.
+    return target.startswith("discord:dm:") or _SLACK_DIRECT.fullmatch(target) is not None
+
+
 def _ago(timestamp: float | None, now: float) -> str:
-    if timestamp is None:
-        return "never"
-    seconds = max(0, int(now - timestamp))
+    return "never" if timestamp is None else f"{_span(now - timestamp)} ago"
+
+
+def _span(seconds: float) -> str:
+    whole = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
+        if whole >= size:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
 
 
 def _was(count: int) -> str:

@@ -3,7 +3,10 @@
 Each outbox row has an idempotency key per (subscription, posting, change),
 so a change is queued at most once per subscription. A row is marked sent
 right after the platform accepts it; only a crash between those two steps can
-send it again, and then only once.
+send it again. Targets are served side by side, but a platform that cannot drop
+a repeated message itself (anything but Discord's nonce-enforcing bot) gets one
+message at a time, sent and recorded before the next: so a crash can repeat at
+most one message per such platform.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ RETRY_AFTER_CAP = 86_400.0
 class Sender(Protocol):
     async def send(self, alert: Alert, original: str | None = None) -> str | None:
         """Deliver one alert; return the platform's reference to the message it
-        posted, when it gives one.
+        posted, when it gives one. A sender whose platform drops a message repeated
+        with the same ``alert.key`` says so with a true ``idempotent`` attribute.
 
         ``original`` is the reference this sender returned for the first alert of
         the same posting to the same subscription: a sender that can, posts the
@@ -77,6 +81,7 @@ class DeliveryWorker:
         self._rng = rng or random.Random()
         self._limiters: dict[str, AsyncLimiter] = {}
         self._target_outages: dict[str, int] = {}  # consecutive "target down" answers
+        self._unrecorded_sends: dict[type, asyncio.Lock] = {}  # one per non-idempotent platform
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -142,6 +147,13 @@ class DeliveryWorker:
         return sent
 
     async def _deliver_one(self, sender: Sender, item: OutboxItem) -> bool:
+        if getattr(sender, "idempotent", False):
+            return await self._send_and_record(sender, item)
+        lock = self._unrecorded_sends.setdefault(type(sender), asyncio.Lock())
+        async with lock:
+            return await self._send_and_record(sender, item)
+
+    async def _send_and_record(self, sender: Sender, item: OutboxItem) -> bool:
         alert = Alert(item.change, item.subscription, utc_iso(item.detected_at), item.key)
         try:
             message_ref = await sender.send(alert, item.original_ref)
@@ -173,7 +185,7 @@ class DeliveryWorker:
         retry_at = self._clock() + delay
         await self._store.mark_retry(item.id, retry_at, str(err))
         # The target is struggling (or asked everyone to wait): hold its other alerts too.
-        await self._store.defer_target(item.target, retry_at)
+        await self._store.defer_target(item.target, retry_at, str(err))
 
     async def _target_is_down(self, item: OutboxItem, err: DeliveryError) -> None:
         outages = self._target_outages.get(item.target, 0) + 1
@@ -182,7 +194,7 @@ class DeliveryWorker:
         log.warning(
             "target %s is unavailable (%s); holding its alerts %.0fs", item.target, err, delay
         )
-        await self._store.defer_target(item.target, self._clock() + delay)
+        await self._store.defer_target(item.target, self._clock() + delay, str(err))
 
     def _limiter(self, target: str, limit: RateLimit) -> AsyncLimiter:
         limiter = self._limiters.get(target)

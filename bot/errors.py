@@ -70,3 +70,11 @@ class DeliveryError(CareerbotError):
         # The platform itself is unusable (outage, revoked token): the alert is not
         # at fault, so waiting for the platform costs it no attempt.
         self.target_down = target_down
+
+
+class MessageRefused(DeliveryError):
+    """The platform refused the message itself (its size or layout): the same message
+    will never pass, a plainer rendering of the alert may."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)

@@ -172,10 +172,13 @@ class Pipeline:
         except Exception as err:  # a parser bug must not stop the other sources
             log.exception("source %s: unexpected error", source.name)
             outcome.error = f"internal error: {type(err).__name__}: {err}"
-        if outcome.error is not None and not dry_run:
-            now = self._clock()
-            retry_not_before = now + retry_after if retry_after is not None else None
-            await self._store.record_failure(source.name, outcome.error, now, retry_not_before)
+        if outcome.error is not None:
+            # One line: `careerbot sources` prints it in a tab-separated row.
+            outcome.error = " ".join(outcome.error.split())
+            if not dry_run:
+                now = self._clock()
+                retry_not_before = now + retry_after if retry_after is not None else None
+                await self._store.record_failure(source.name, outcome.error, now, retry_not_before)
         return outcome
 
     async def _poll(self, source: SourceConfig, outcome: PollOutcome, dry_run: bool) -> None:

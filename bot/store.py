@@ -152,6 +152,16 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldTarget:
+    """A target whose alerts wait after a failure: how many, the next try, and why."""
+
+    target: str
+    waiting: int
+    next_try: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """A change that a subscription wants delivered."""
 
@@ -715,14 +725,27 @@ class Store:
                 (next_attempt_at, error, item_id),
             )
 
-    async def defer_target(self, target: str, until: float) -> None:
-        """Hold every pending alert of a target until ``until`` (the platform asked to wait)."""
+    async def defer_target(self, target: str, until: float, reason: str | None = None) -> None:
+        """Hold every pending alert of a target until ``until`` (the platform asked to
+        wait, or is down); ``reason`` is recorded on each, for ``held_targets``."""
         async with self._write():
             await self._db.execute(
-                """UPDATE outbox SET next_attempt_at = MAX(next_attempt_at, ?)
+                """UPDATE outbox SET next_attempt_at = MAX(next_attempt_at, ?),
+                   last_error = COALESCE(?, last_error)
                    WHERE target = ? AND status = 'pending'""",
-                (until, target),
+                (until, reason, target),
             )
+
+    async def held_targets(self, now: float) -> list[HeldTarget]:
+        """The targets whose pending alerts wait past ``now`` after a failure, by target."""
+        rows = await self._rows(
+            """SELECT target, COUNT(*) AS waiting, MIN(next_attempt_at) AS next_try,
+                      MAX(last_error) AS reason
+               FROM outbox WHERE status = 'pending' AND next_attempt_at > ?
+               GROUP BY target HAVING reason IS NOT NULL ORDER BY target""",
+            (now,),
+        )
+        return [HeldTarget(r["target"], r["waiting"], r["next_try"], r["reason"]) for r in rows]
 
     async def mark_dead(self, item_id: int, error: str) -> None:
         async with self._write():

@@ -95,6 +95,7 @@ class SlackDouble:
         self.scripts: dict[str, list[Canned]] = {}
         self.admins: set[str] = set()  # users.info says is_admin
         self.owners: set[str] = set()
+        self.deleted_channels: set[str] = set()  # chat.postMessage: channel_not_found
         self.replied = asyncio.Event()  # set on each response_url POST
         self.socket_acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.socket_open = asyncio.Event()
@@ -167,6 +168,8 @@ class SlackDouble:
         if limit_problems(args):
             return error("invalid_blocks" if args.get("blocks") else "msg_too_long")
         channel = str(args["channel"])
+        if channel in self.deleted_channels:
+            return error("channel_not_found")
         if channel.startswith("U"):  # a user id posts to the bot's DM with that user
             channel = "D" + channel[1:]
         ts = args["ts"] if method == "chat.update" else f"1700000000.{next(self._ts):06d}"

@@ -470,7 +470,7 @@ async def test_missing_permissions_is_final_and_says_what_to_grant(
 async def test_refusals_are_not_retried(
     double: DiscordDouble, sender: DiscordSender, reply: Any, expected: str
 ) -> None:
-    double.script("POST", MESSAGES, reply)
+    double.script("POST", MESSAGES, reply, reply)  # an invalid body is tried again, plain
     with pytest.raises(DeliveryError) as raised:
         await sender.send(make_alert())
     assert not raised.value.retryable

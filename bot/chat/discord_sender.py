@@ -23,7 +23,7 @@ import discord
 from discord.http import HTTPClient, Route
 
 from bot.delivery import RateLimit
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, MessageRefused
 from bot.models import Alert, ChangeKind
 from bot.render import discord_payload
 
@@ -41,6 +41,7 @@ _EDITS_ORIGINAL = frozenset({ChangeKind.CLOSED, ChangeKind.REOPENED})
 # JSON error codes: https://discord.com/developers/docs/topics/opcodes-and-status-codes
 _CANNOT_DM_USER = 50007
 _UNKNOWN_USER = 10013
+_INVALID_FORM_BODY = 50035
 _DETAIL_CHARS = 200
 
 HTTPSource = Callable[[], HTTPClient | None]
@@ -81,6 +82,8 @@ class DiscordSender:
     is not logged in (its alerts are then held, not failed).
     """
 
+    idempotent = True  # Discord drops a repeated message: see the nonce below
+
     def __init__(self, http: HTTPSource) -> None:
         self._http = http
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
@@ -108,7 +111,12 @@ class DiscordSender:
             payload["nonce"] = alert.key
             payload["enforce_nonce"] = True
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
-        message = await _request(http, route, payload, where)
+        try:
+            message = await _request(http, route, payload, where)
+        except MessageRefused:
+            # The embed broke one of Discord's rules: post the one-line content alone.
+            plain = {key: value for key, value in payload.items() if key != "embeds"}
+            message = await _request(http, route, plain, where)
         if reply_to is not None and alert.change.kind in _EDITS_ORIGINAL:
             await self._edit_original(http, reply_to, payload)
         return str(MessageRef(channel_id, int(message["id"])))
@@ -231,6 +239,8 @@ def _classify(err: discord.HTTPException, where: str) -> DeliveryError:
             f"{where} does not exist or the bot cannot see it ({answer}: {detail})",
             retryable=False,
         )
+    if status == 400 and code == _INVALID_FORM_BODY:
+        return MessageRefused(f"Discord refused the message for {where} ({answer}: {detail})")
     return DeliveryError(
         f"Discord refused the message for {where} ({answer}: {detail})", retryable=False
     )

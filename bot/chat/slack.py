@@ -228,6 +228,7 @@ def _conversation_of(target: str) -> str:
 
 
 _THREAD_GONE = frozenset({"thread_not_found", "message_not_found"})
+_REFUSED_LAYOUT = frozenset({"msg_too_long", "invalid_blocks"})
 
 
 class SlackSender:
@@ -256,10 +257,14 @@ class SlackSender:
                 channel=channel, thread_ts=thread_ts, **payload
             )
         except (SlackApiError, *_NETWORK_ERRORS) as err:
-            gone = isinstance(err, SlackApiError) and _field(err, "error") in _THREAD_GONE
-            if thread_ts is not None and gone:
+            code = _field(err, "error") if isinstance(err, SlackApiError) else None
+            if thread_ts is not None and code in _THREAD_GONE:
                 # The original was deleted: the follow-up still matters on its own.
                 return await self._post(channel, payload)
+            if code in _REFUSED_LAYOUT and "blocks" in payload:
+                # The blocks broke one of Slack's limits: post the plain fallback text alone.
+                plain = {key: value for key, value in payload.items() if key != "blocks"}
+                return await self._post(channel, plain, thread_ts)
             raise _delivery_error(err, channel, self.bot_name) from None
         # For a user id Slack answers with the DM's own id, which threads and edits need.
         return MessageRef(str(response.get("channel") or channel), str(response["ts"]))

@@ -9,12 +9,14 @@ from typing import Any
 
 import httpx
 
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, MessageRefused
 from bot.fetch import parse_retry_after
 from bot.models import Alert
 from bot.render import discord_payload, slack_payload
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_SLACK_LAYOUT_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
+_DISCORD_INVALID_FORM_BODY = 50035
 
 
 async def post_json(
@@ -37,12 +39,36 @@ async def post_json(
     if retry_after is None and response.status_code == 429:
         retry_after = _json_retry_after(response)
     detail = response.text.strip().replace("\n", " ")[:200]
-    raise DeliveryError(
-        f"{platform} webhook answered HTTP {response.status_code}"
-        + (f": {detail}" if detail else ""),
-        retryable=response.status_code in _RETRYABLE_STATUS,
-        retry_after=retry_after,
+    message = f"{platform} webhook answered HTTP {response.status_code}" + (
+        f": {detail}" if detail else ""
     )
+    if response.status_code == 400 and _refuses_layout(response):
+        raise MessageRefused(message)
+    raise DeliveryError(
+        message, retryable=response.status_code in _RETRYABLE_STATUS, retry_after=retry_after
+    )
+
+
+async def _post_or_plain(
+    client: httpx.AsyncClient, url: str, payload: dict[str, Any], platform: str, rich: str
+) -> httpx.Response:
+    """POST ``payload``; when the platform refuses its layout, once more without the
+    ``rich`` part (Slack's blocks, Discord's embeds): the plain text alone."""
+    try:
+        return await post_json(client, url, payload, platform)
+    except MessageRefused:
+        plain = {key: value for key, value in payload.items() if key != rich}
+        return await post_json(client, url, plain, platform)
+
+
+def _refuses_layout(response: httpx.Response) -> bool:
+    """Slack answers a layout it refuses in plain text; Discord with its JSON error code."""
+    if response.text.strip() in _SLACK_LAYOUT_ERRORS:
+        return True
+    try:
+        return bool(response.json().get("code") == _DISCORD_INVALID_FORM_BODY)
+    except (ValueError, AttributeError):
+        return False
 
 
 def _json_retry_after(response: httpx.Response) -> float | None:
@@ -60,7 +86,7 @@ class SlackWebhookSender:
         self._url = url
 
     async def send(self, alert: Alert, original: str | None = None) -> str | None:
-        await post_json(self._client, self._url, slack_payload(alert), "slack")
+        await _post_or_plain(self._client, self._url, slack_payload(alert), "slack", "blocks")
         return None
 
     def __repr__(self) -> str:
@@ -73,7 +99,9 @@ class DiscordWebhookSender:
         self._url = str(httpx.URL(url).copy_merge_params({"wait": "true"}))
 
     async def send(self, alert: Alert, original: str | None = None) -> str | None:
-        response = await post_json(self._client, self._url, discord_payload(alert), "discord")
+        response = await _post_or_plain(
+            self._client, self._url, discord_payload(alert), "discord", "embeds"
+        )
         try:
             message_id = response.json().get("id")
         except (ValueError, AttributeError):

@@ -11,7 +11,7 @@ from typing import Any, TypedDict, TypeVar
 
 from bot.errors import SourceError
 from bot.models import Posting
-from bot.sources.base import Collected, SourceSpec
+from bot.sources.base import Collected, SourceSpec, body_kind
 from bot.text import encodable, html_to_text, iso_date, normalize_space, text_or_none
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,20 @@ _EMPLOYMENT_LABELS = {
 
 
 def load_json(kind: str, body: bytes) -> Any:
-    """The decoded document; ``SourceError`` naming the position when it is not JSON."""
+    """The decoded document; ``SourceError`` naming the position (and what the body
+    looks like instead, when that is plain) when it is not JSON."""
     try:
         return json.loads(body)
     except json.JSONDecodeError as error:
+        looks_like = body_kind(body)
+        if looks_like not in (None, "JSON"):
+            hint = f" (got {looks_like})"
+        elif error.pos >= len(error.doc.rstrip()):
+            hint = " (it ends early: a truncated response?)"
+        else:
+            hint = ""
         raise SourceError(
-            f"{kind}: invalid JSON at line {error.lineno}, column {error.colno}"
+            f"{kind}: invalid JSON at line {error.lineno}, column {error.colno}{hint}"
         ) from None
     except (ValueError, RecursionError) as error:  # bad UTF-8, over-long numbers, deep nesting
         raise SourceError(f"{kind}: invalid JSON ({type(error).__name__})") from None

@@ -32,6 +32,19 @@ class Response:
     body: bytes
 
 
+def body_kind(body: bytes) -> str | None:
+    """What a body that failed to parse looks like, when that is plain to see:
+    ``"an empty response"``, ``"an HTML page"`` or ``"JSON"`` (wrong URL, error pages)."""
+    start = body[:512].lstrip().lower()
+    if not start:
+        return "an empty response"
+    if start.startswith((b"<!doctype html", b"<html")) or b"<body" in start:
+        return "an HTML page"
+    if start.startswith((b"{", b"[")):
+        return "JSON"
+    return None
+
+
 class Fetcher(Protocol):
     """Fetches ``http(s)://`` and ``file:`` locations; raises ``SourceError``.
 

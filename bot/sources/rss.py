@@ -18,7 +18,7 @@ import feedparser
 from bot.errors import SourceError
 from bot.models import Posting
 from bot.sources._urls import join_url
-from bot.sources.base import Collected, Fetcher, SourceSpec, register
+from bot.sources.base import Collected, Fetcher, SourceSpec, body_kind, register
 from bot.text import html_to_text, normalize_space, stable_id, text_or_none
 
 # We Work Remotely titles read "Company: Job title"; the job title may hold more colons.
@@ -54,7 +54,9 @@ def _parse(body: bytes) -> Any:
     if feed.get("entries"):
         return feed  # feedparser's lenient parser recovered entries from a slightly broken feed
     if not feed.get("version"):
-        raise SourceError("rss: not an RSS or Atom feed")
+        looks_like = body_kind(body)
+        hint = f" (got {looks_like})" if looks_like else ""
+        raise SourceError(f"rss: not an RSS or Atom feed{hint}")
     problem = feed.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXException):
         raise SourceError(f"rss: malformed feed ({problem.getMessage()})")
