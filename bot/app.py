@@ -260,15 +260,19 @@ class App:
         try:
             await stop.wait()
         finally:
-            log.info("stopping: waiting for polls in progress")
+            log.info("stopping: finishing polls and sends in progress")
             self.catalog.remove_listener(reschedule)
             scheduler.shutdown(wait=False)
-            if in_flight:
-                _, pending = await asyncio.wait(in_flight, timeout=SHUTDOWN_GRACE)
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-            await worker
+            # Polls and the send in progress share one grace period; whatever is cut
+            # short is redone on the next start (a poll lands whole or not at all).
+            _, unfinished = await asyncio.wait([*in_flight, worker], timeout=SHUTDOWN_GRACE)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+            if unfinished:
+                log.warning(
+                    "stopping: %d tasks cut short after %.0fs", len(unfinished), SHUTDOWN_GRACE
+                )
             log.info("stopped")
 
 

@@ -83,6 +83,7 @@ class DeliveryWorker:
         self._target_outages: dict[str, int] = {}  # consecutive "target down" answers
         self._unrecorded_sends: dict[type, asyncio.Lock] = {}  # one per non-idempotent platform
         self._wake = asyncio.Event()
+        self._stop: asyncio.Event | None = None
 
     def wake(self) -> None:
         """Tell the worker new rows may be due (after a poll saved some)."""
@@ -109,7 +110,9 @@ class DeliveryWorker:
             await self._sleep(max(0.0, upcoming - self._clock()))
 
     async def run(self, stop: asyncio.Event, idle: float = 30.0) -> None:
-        """Deliver until ``stop`` is set; a send in progress is finished first."""
+        """Deliver until ``stop`` is set; a send in progress is finished first, and
+        no other starts after it."""
+        self._stop = stop
         while not stop.is_set():
             try:
                 await self.deliver_due()
@@ -154,6 +157,9 @@ class DeliveryWorker:
             return await self._send_and_record(sender, item)
 
     async def _send_and_record(self, sender: Sender, item: OutboxItem) -> bool:
+        """Send one row and record the outcome; False when the target should wait."""
+        if self._stop is not None and self._stop.is_set():
+            return False  # stopping: no new send starts
         alert = Alert(item.change, item.subscription, utc_iso(item.detected_at), item.key)
         try:
             message_ref = await sender.send(alert, item.original_ref)

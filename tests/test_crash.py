@@ -20,11 +20,12 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loopback import Recorded, Reply, Responder, serve
+from loopback import Loopback, Recorded, Reply, Responder, serve
 
 HOOKS = 30
 BASELINE = 10
@@ -155,45 +156,92 @@ async def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_repeated_sigkill_loses_nothing_and_repeats_only_in_flight_messages(
-    tmp_path: Path,
-) -> None:
-    rng = random.Random(os.environ.get("CRASH_SEED", "6"))
-    receiver = Receiver()
-    db = tmp_path / "state.sqlite3"
-    kills: list[str] = []
-    before_commit: list[str] = []  # kills that came before the changes were saved
-    async with serve() as server:
-        serving_after = False
-        kill_on_board: str | None = None
+@dataclass
+class Deployment:
+    """A config of 30 webhooks over one board, the loopback serving them, and the
+    `careerbot run` processes started on it (each run logs to runN.log)."""
 
-        def board_reply(_: Recorded) -> Reply:
-            nonlocal kill_on_board
-            if serving_after and kill_on_board == "board":
-                receiver.kill()  # mid-poll: the board request is open
-            elif serving_after and kill_on_board == "after-board":
-                asyncio.get_running_loop().call_later(rng.uniform(0.0, 0.05), receiver.kill)
-            kill_on_board = None
-            return Reply(200, AFTER if serving_after else BEFORE)
+    tmp_path: Path
+    server: Loopback
+    rng: random.Random
+    receiver: Receiver = field(default_factory=Receiver)
+    serving_after: bool = False  # the board has gained and edited its postings
+    kill_on_board: str | None = None  # "board" or "after-board": kill on its next request
+    arrivals_at_signal: int = 0
 
-        server.set("/board", board_reply)
-        for hook in range(HOOKS):
-            server.set(f"/hook/{hook}", receiver.hook(hook))
-        config = write_config(tmp_path, server.url("/board"))
+    @property
+    def db(self) -> Path:
+        return self.tmp_path / "state.sqlite3"
+
+    def log(self, run: int | None = None) -> Path:
+        return self.tmp_path / f"run{run or self.receiver.run}.log"
+
+    def board_reply(self, _: Recorded) -> Reply:
+        if self.serving_after and self.kill_on_board == "board":
+            self.receiver.kill()  # mid-poll: the board request is open
+        elif self.serving_after and self.kill_on_board == "after-board":
+            asyncio.get_running_loop().call_later(self.rng.uniform(0.0, 0.05), self.receiver.kill)
+        self.kill_on_board = None
+        return Reply(200, AFTER if self.serving_after else BEFORE)
+
+    async def start(self) -> asyncio.subprocess.Process:
+        self.receiver.run += 1
+        config = self.tmp_path / "config.toml"
         env = {"PATH": "/usr/bin:/bin"} | {
-            f"HOOK_{hook}": server.url(f"/hook/{hook}") for hook in range(HOOKS)
+            f"HOOK_{hook}": self.server.url(f"/hook/{hook}") for hook in range(HOOKS)
         }
-
-        async def start() -> asyncio.subprocess.Process:
-            receiver.run += 1
-            log = (tmp_path / f"run{receiver.run}.log").open("wb")
+        with self.log().open("wb") as log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "run", "--config", str(config),
                 stdout=asyncio.subprocess.DEVNULL, stderr=log, env=env,
             )  # fmt: skip
-            log.close()
-            receiver.pid = process.pid
-            return process
+        self.receiver.pid = process.pid
+        return process
+
+    async def start_after_baseline(self) -> asyncio.subprocess.Process:
+        """A running process that has recorded the board's baseline; the board then changes."""
+        process = await self.start()
+        await until(lambda: self.db.exists() and _baseline_done(self.db))
+        self.serving_after = True
+        return process
+
+    async def stop(self, process: asyncio.subprocess.Process) -> float:
+        """SIGTERM once the process is up; the seconds it took to exit."""
+        await until(lambda: "running:" in self.log().read_text())  # its signal handlers are set
+        started = time.monotonic()
+        self.arrivals_at_signal = len(self.receiver.arrivals)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            await process.wait()
+        assert process.returncode == 0, self.log().read_text()
+        return time.monotonic() - started
+
+    def assert_no_traceback(self) -> None:
+        for run in range(1, self.receiver.run + 1):
+            assert "Traceback" not in self.log(run).read_text(), f"run {run}"
+
+    def outbox(self) -> list[tuple[object, ...]]:
+        return database_rows(self.db, "SELECT status, COUNT(*) FROM outbox GROUP BY status")
+
+
+@asynccontextmanager
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    async with serve() as server:
+        setup = Deployment(tmp_path, server, random.Random(os.environ.get("CRASH_SEED", "6")))
+        server.set("/board", setup.board_reply)
+        for hook in range(HOOKS):
+            server.set(f"/hook/{hook}", setup.receiver.hook(hook))
+        write_config(tmp_path, server.url("/board"))
+        yield setup
+
+
+async def test_repeated_sigkill_loses_nothing_and_repeats_only_in_flight_messages(
+    tmp_path: Path,
+) -> None:
+    kills: list[str] = []
+    before_commit: list[str] = []  # kills that came before the changes were saved
+    async with deployment(tmp_path) as setup:
+        receiver, rng, db = setup.receiver, setup.rng, setup.db
 
         async def killed(process: asyncio.subprocess.Process, how: str) -> None:
             async with asyncio.timeout(30):
@@ -204,13 +252,11 @@ async def test_repeated_sigkill_loses_nothing_and_repeats_only_in_flight_message
                 before_commit.append(how)
             assert database_rows(db, "PRAGMA integrity_check") == [("ok",)], how
 
-        process = await start()
-        await until(lambda: db.exists() and _baseline_done(db))
-        serving_after = True
+        process = await setup.start_after_baseline()
         for how in KILL_PLAN:
             arrived = len(receiver.arrivals)
             if how in ("board", "after-board"):
-                kill_on_board = how
+                setup.kill_on_board = how
             elif how.startswith("hook:"):
                 receiver.kill_at_arrival = max(int(how[5:]), arrived + 1)
             elif how == "soon":  # anywhere from start-up through the poll to delivery
@@ -221,20 +267,12 @@ async def test_repeated_sigkill_loses_nothing_and_repeats_only_in_flight_message
                 await asyncio.sleep(rng.uniform(0.0, 1.0))
                 receiver.kill()
             await killed(process, how)
-            process = await start()
+            process = await setup.start()
 
         delivered = expected_alerts()
         await until(lambda: {(a.hook, a.alert) for a in receiver.arrivals} >= delivered, 90)
-        final_log = tmp_path / f"run{receiver.run}.log"
-        await until(lambda: "running:" in final_log.read_text())  # its signal handlers are set
-        started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            await process.wait()
-        stop_seconds = time.monotonic() - started
-    assert process.returncode == 0, (tmp_path / f"run{receiver.run}.log").read_text()
-    for run in range(1, receiver.run + 1):
-        assert "Traceback" not in (tmp_path / f"run{run}.log").read_text(), f"run {run}"
+        stop_seconds = await setup.stop(process)
+    setup.assert_no_traceback()
 
     received = Counter((a.hook, a.alert) for a in receiver.arrivals)
     assert set(received) == delivered, "every alert arrived, and nothing else"
@@ -246,9 +284,7 @@ async def test_repeated_sigkill_loses_nothing_and_repeats_only_in_flight_message
         assert times - 1 <= caught_by_kills[alert], (
             f"{alert} sent {times} times, but in flight at only {caught_by_kills[alert]} kills"
         )
-    assert database_rows(db, "SELECT status, COUNT(*) FROM outbox GROUP BY status") == [
-        ("sent", EXPECTED_ALERTS)
-    ]
+    assert setup.outbox() == [("sent", EXPECTED_ALERTS)]
     assert database_rows(db, "PRAGMA integrity_check") == [("ok",)]
     print(
         f"\ncrash campaign: {len(kills)} SIGKILLs ({', '.join(kills)}; "
@@ -257,6 +293,31 @@ async def test_repeated_sigkill_loses_nothing_and_repeats_only_in_flight_message
         f"{repeats} repeats (each in flight at a kill), 0 lost; "
         f"SIGTERM stop took {stop_seconds:.2f} s"
     )
+
+
+async def test_sigterm_mid_burst_stops_promptly_and_the_next_start_sends_the_rest(
+    tmp_path: Path,
+) -> None:
+    async with deployment(tmp_path) as setup:
+        receiver = setup.receiver
+        process = await setup.start_after_baseline()
+        await until(lambda: len(receiver.arrivals) >= 40)
+        stop_seconds = await setup.stop(process)
+        sent_before_stop = len(receiver.arrivals)
+        finishing = sent_before_stop - setup.arrivals_at_signal
+        assert setup.outbox() == [
+            ("pending", EXPECTED_ALERTS - sent_before_stop),
+            ("sent", sent_before_stop),
+        ], "every alert the webhooks got is recorded as sent; the rest wait"
+
+        process = await setup.start()
+        delivered = expected_alerts()
+        await until(lambda: {(a.hook, a.alert) for a in receiver.arrivals} >= delivered, 90)
+        await setup.stop(process)
+    setup.assert_no_traceback()
+    assert len(receiver.arrivals) == EXPECTED_ALERTS, "a graceful stop repeats nothing"
+    assert finishing <= 1, f"{finishing} sends started after SIGTERM; only one may be finishing"
+    print(f"\nSIGTERM in a burst: stopped in {stop_seconds:.2f} s after {sent_before_stop} alerts")
 
 
 def _baseline_done(db: Path) -> bool:
