@@ -180,9 +180,9 @@ def read_file_url(url: str, max_bytes: int = MAX_BODY_BYTES) -> Response:
     """
     parts = urlsplit(url)
     path = Path(url2pathname(parts.path))
-    if parts.query:
-        path = _paged_sibling(path, parts.query)
     try:
+        if parts.query:  # looking for the sibling can fail too (a name too long)
+            path = _paged_sibling(path, parts.query)
         if not stat.S_ISREG(path.stat().st_mode):
             raise SourceError(f"{path} is not a regular file")
         with path.open("rb") as handle:

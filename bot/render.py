@@ -4,6 +4,27 @@ Pure functions: no I/O, no SDK imports. Every piece of text taken from a posting
 is cleaned to one line, escaped for the target's markup and shortened so that
 the payload stays within the platform's documented limits whatever the source
 sends (huge titles, thousands of locations, megabyte descriptions, markup).
+
+Nothing a posting says can mention anyone, link anywhere or format the alert:
+
+- Slack has no backslash escape. Text objects that hold only posting text are
+  ``plain_text``, which Slack shows as sent, parsing nothing. Where our own markup
+  is needed (the linked title, bold labels) the text object is ``mrkdwn`` with
+  ``verbatim`` set (no automatic linking of URLs, channel names or mentions), and
+  posting text goes through ``slack_text``: ``&``, ``<`` and ``>`` become entities
+  (the documented escape), ``*`` ``_`` ``~`` and backticks become look-alike
+  characters, and a ``>`` that would start a line is pushed off it with a soft
+  hyphen. Look-alikes rather than zero-width spaces: Slack counts a zero-width
+  space as a word boundary, so it can *enable* formatting (jsx-slack's "exact mode"
+  relies on that) instead of breaking it.
+- Discord markdown characters are backslash-escaped, as are ``>``, ``#``, ``-`` and
+  ``1.`` at a line start; every ``<`` is followed by a zero-width space so no
+  ``<@id>``, ``<#id>``, ``</cmd:id>`` or ``<t:…>`` forms; senders also set
+  ``allowed_mentions`` to nothing.
+- Everywhere, ``@everyone``, ``@here`` and ``@channel`` get a zero-width space, and
+  control characters and bidi overrides (which could reorder our own text) go.
+- The posting's own link is ours by design, but only a plain http(s) URL,
+  percent-encoded so that it cannot leave the link syntax.
 """
 
 from __future__ import annotations
@@ -11,9 +32,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeGuard
 from urllib.parse import quote, urlsplit
 
+from bot.identity import also_on, merged_locations
 from bot.models import Alert, Change, ChangeKind, FieldChange, Posting
 
 Escape = Callable[[str], str]
@@ -33,6 +56,9 @@ _TEXT_TAGS: dict[ChangeKind, str] = {
     ChangeKind.CLOSED: "[CLOSED]",
     ChangeKind.REOPENED: "[REOPENED]",
 }
+# A new posting of a job the subscription was already alerted to: another listing of it.
+SIGHTING_LABEL = "Also listed"
+SIGHTING_TAG = "[ALSO LISTED]"
 _DISCORD_COLORS: dict[ChangeKind, int] = {
     ChangeKind.NEW: 0x2ECC71,
     ChangeKind.CHANGED: 0xF1C40F,
@@ -54,17 +80,34 @@ _FIELD_NAME_CHARS = 40
 _CHANGE_VALUE_CHARS = 100  # each side of "old → new"
 _CHANGES_CHARS = 2000
 _URL_CHARS = 1000  # longer links are dropped rather than crowding out the text
+_REF_CHARS = 300  # the posting's SOURCE:ID, for /jobs why
 
 _SLACK_TEXT_CHARS = 3000  # the API truncates at 40,000; notifications want far less
 _DISCORD_TITLE_CHARS = 256
 
 _URL_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters, and the bidi overrides and isolates that would reorder our own text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _BROADCAST = re.compile(r"@(?=everyone|here|channel)", re.IGNORECASE)
 _SLACK_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# The characters Slack's mrkdwn formats with, full-width forms included, and look-alikes
+# that it does not (the choice jsx-slack makes for link labels).
+_SLACK_LOOKALIKES = str.maketrans(
+    {
+        "*": "\u2217",  # asterisk operator
+        "\uff0a": "\ufe61",  # full-width asterisk -> small asterisk
+        "_": "\u02cd",  # modifier letter low macron
+        "\uff3f": "\u2e0f",  # full-width low line -> paragraphos
+        "~": "\u223c",  # tilde operator
+        "`": "\u02cb",  # modifier letter grave accent
+        "\uff40": "\u02cb",  # full-width grave accent
+    }
+)
+_SLACK_QUOTE = re.compile(r"^([^\S\n]*)(&gt;|\uff1e)", re.MULTILINE)  # "&gt;" quotes too
+_SOFT_HYPHEN = "\u00ad"
 _DISCORD_MARKDOWN = re.compile(r"([\\*_~`|\[\]])")
-_DISCORD_LINE_START = re.compile(r"^(\s*)([>#-])", re.MULTILINE)
-_DISCORD_MENTION = re.compile(r"<(?=[@#])")
+# Horizontal space only: with \s the run could cross newlines and cost quadratic time.
+_DISCORD_LINE_START = re.compile(r"^([^\S\n]*)(?:([>#-])|([0-9]+)\.)", re.MULTILINE)
 _ZWSP = "\u200b"
 
 
@@ -92,14 +135,22 @@ def truncate(text: str, limit: int) -> str:
 
 
 def slack_escape(text: str) -> str:
-    """Escape Slack mrkdwn control characters and defuse @channel-style broadcasts."""
+    """Escape Slack's control characters (``&``, ``<``, ``>``) and defuse @channel-style
+    broadcasts: enough inside code, where Slack applies no other formatting."""
     return _neutralise_broadcasts(text.translate(_SLACK_ENTITIES))
+
+
+def slack_text(text: str) -> str:
+    """Text made inert for Slack mrkdwn: ``slack_escape``, formatting characters swapped
+    for look-alikes and a quote marker at a line start pushed off it."""
+    escaped = slack_escape(text).translate(_SLACK_LOOKALIKES)
+    return _SLACK_QUOTE.sub(rf"\1{_SOFT_HYPHEN}\2", escaped)
 
 
 def discord_escape(text: str) -> str:
     """Escape Discord markdown and defuse @everyone, user, role and channel mentions."""
     text = _DISCORD_MARKDOWN.sub(r"\\\1", text)
-    text = _DISCORD_LINE_START.sub(r"\1\\\2", text)
+    text = _DISCORD_LINE_START.sub(_escape_line_start, text)
     return _defuse_discord_mentions(text)
 
 
@@ -131,7 +182,13 @@ def _neutralise_broadcasts(text: str) -> str:
 
 
 def _defuse_discord_mentions(text: str) -> str:
-    return _neutralise_broadcasts(_DISCORD_MENTION.sub("<" + _ZWSP, text))
+    return _neutralise_broadcasts(text.replace("<", "<" + _ZWSP))
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    """``> quote``, ``# heading``, ``- item``, ``-# subtext`` and ``1. item`` made literal."""
+    indent, marker, number = match.groups()
+    return f"{indent}\\{marker}" if marker else f"{indent}{number}\\."
 
 
 def _clean(text: str) -> str:
@@ -237,9 +294,31 @@ def _http_url(raw: str | None) -> str | None:
         parts = urlsplit(url)
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
         return None
+    url = scheme + url[len(scheme) :]  # "HTTPS://…" as "https://…"
     return url if len(url) <= _URL_CHARS else None
+
+
+def _kind_label(alert: Alert) -> str:
+    return SIGHTING_LABEL if alert.sighting else KIND_LABELS[alert.change.kind]
+
+
+def _shown(alert: Alert) -> Posting:
+    """The alert's posting with the locations of every listing of its job."""
+    posting = alert.change.posting
+    if not alert.also:
+        return posting
+    return replace(posting, locations=merged_locations((posting, *alert.also)))
+
+
+def _also_on(alert: Alert, escape: Escape = _identity) -> str | None:
+    """The other sources listing the job: "cvpr-2024, figma"."""
+    sources = [s for raw in also_on(alert.change.posting, alert.also) if (s := _known(raw))]
+    if not sources:
+        return None
+    return _join_within(sources, ", ", _LOCATION_CHARS, lambda hidden: f" (+{hidden} more)", escape)
 
 
 def _subscription_text(alert: Alert) -> str:
@@ -318,22 +397,27 @@ def _changes_text(change: Change, escape: Escape = _identity) -> str | None:
 
 def render_text(alert: Alert) -> str:
     """The console block for one alert; also the basis of the plain-text fallbacks."""
+    return _text_block(alert, _link(alert.change.posting))
+
+
+def _text_block(alert: Alert, link: str | None) -> str:
     lines = [_text_headline(alert)]
-    lines += [f"  {label + ':':<9}{value}" for label, value in _text_details(alert) if value]
+    lines += [f"  {label + ':':<9}{value}" for label, value in _text_details(alert, link) if value]
     lines += _text_changes(alert.change)
     return "\n".join(lines)
 
 
 def _text_headline(alert: Alert) -> str:
     posting = alert.change.posting
-    headline = f"{_TEXT_TAGS[alert.change.kind]} {truncate(_title(posting), _TITLE_CHARS)}"
+    tag = SIGHTING_TAG if alert.sighting else _TEXT_TAGS[alert.change.kind]
+    headline = f"{tag} {truncate(_title(posting), _TITLE_CHARS)}"
     company = _known(posting.company)
     if company:
         headline += f" — {truncate(company, _NAME_CHARS)}"
-    return headline
+    return _neutralise_broadcasts(headline)
 
 
-def _text_details(alert: Alert) -> list[tuple[str, str | None]]:
+def _text_details(alert: Alert, link: str | None) -> list[tuple[str, str | None]]:
     posting = alert.change.posting
     salary = format_salary(posting)
     posted = _known(posting.posted_at)
@@ -341,17 +425,27 @@ def _text_details(alert: Alert) -> list[tuple[str, str | None]]:
     origin = f"subscription {_subscription_text(alert)}"
     summary = _excerpt(posting) if alert.change.kind is ChangeKind.NEW else None
     return [
-        ("Where", format_locations(posting, _LOCATION_CHARS)),
-        ("Salary", truncate(salary, _SALARY_CHARS) if salary else None),
-        ("Posted", truncate(posted, _POSTED_CHARS) if posted else None),
-        ("Link", _link(posting)),
-        ("Source", f"{truncate(source, _NAME_CHARS)} · {origin}" if source else origin),
-        ("Summary", summary),
+        ("Where", _defused(format_locations(_shown(alert), _LOCATION_CHARS))),
+        ("Salary", _defused(truncate(salary, _SALARY_CHARS) if salary else None)),
+        ("Posted", _defused(truncate(posted, _POSTED_CHARS) if posted else None)),
+        ("Link", link),
+        ("Source", _defused(f"{truncate(source, _NAME_CHARS)} · {origin}" if source else origin)),
+        ("ID", _defused(_ref(posting))),
+        ("Also on", _also_on(alert, _neutralise_broadcasts)),
+        ("Summary", _defused(summary)),
     ]
 
 
+def _ref(posting: Posting) -> str:
+    return truncate(_clean(posting.ref), _REF_CHARS)
+
+
+def _defused(value: str | None) -> str | None:
+    return _neutralise_broadcasts(value) if value else None
+
+
 def _text_changes(change: Change) -> list[str]:
-    changes = _changes_text(change)
+    changes = _changes_text(change, _neutralise_broadcasts)
     if changes is None:
         return []
     return ["  Changes:", *(f"    {line}" for line in changes.split("\n"))]
@@ -362,65 +456,84 @@ def _text_changes(change: Change) -> list[str]:
 
 def slack_payload(alert: Alert) -> dict[str, Any]:
     """A chat.postMessage / incoming-webhook body with Block Kit blocks and a fallback."""
-    blocks = [_slack_title_block(alert)]
-    fields = _slack_fields(alert.change.posting)
+    url = _slack_url(alert.change.posting)
+    blocks = [_slack_title_block(alert, url)]
+    fields = _slack_fields(_shown(alert))
     if fields:
         blocks.append({"type": "section", "fields": fields})
     body = _slack_body(alert.change)
     if body:
-        blocks.append(_slack_section(body))
+        blocks.append({"type": "section", "text": body})
     blocks.append(_slack_context(alert))
     return {
-        "text": _fit(render_text(alert), _SLACK_TEXT_CHARS, slack_escape),
+        "text": _slack_fallback(alert, url),
         "blocks": blocks,
         "unfurl_links": False,
         "unfurl_media": False,
     }
 
 
-def _slack_mrkdwn(text: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": text}
+def _slack_mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
-def _slack_section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": _slack_mrkdwn(text)}
+def _slack_plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _neutralise_broadcasts(text)}
+
+
+def _slack_url(posting: Posting) -> str | None:
+    """The posting's link as it goes inside Slack's ``<…>``, if it fits."""
+    url = _link(posting)
+    escaped = url.translate(_SLACK_ENTITIES) if url else None
+    return escaped if escaped and len(escaped) <= _URL_CHARS else None
 
 
 def _slack_label(text: str) -> str:
     # No escape exists for "|" inside <url|label>; a look-alike keeps the text readable.
-    return slack_escape(text).replace("|", _DIVIDES)
+    return slack_text(text).replace("|", _DIVIDES)
 
 
-def _slack_title_block(alert: Alert) -> dict[str, Any]:
-    posting = alert.change.posting
-    url = _link(posting)
-    link_url = url.translate(_SLACK_ENTITIES) if url else None
-    if link_url and len(link_url) <= _URL_CHARS:
-        title = f"<{link_url}|{_fit(_title(posting), _TITLE_CHARS, _slack_label)}>"
+def _slack_title_block(alert: Alert, url: str | None) -> dict[str, Any]:
+    title = _title(alert.change.posting)
+    if url:
+        shown = f"<{url}|{_fit(title, _TITLE_CHARS, _slack_label)}>"
     else:
-        title = _fit(_title(posting), _TITLE_CHARS, slack_escape)
-    return _slack_section(f"*{KIND_LABELS[alert.change.kind]}:* {title}")
+        shown = _fit(title, _TITLE_CHARS, slack_text)
+    return {
+        "type": "section",
+        "text": _slack_mrkdwn(f"*{_kind_label(alert)}:* {shown}"),
+    }
 
 
-def _slack_fields(posting: Posting) -> list[dict[str, str]]:
-    return [_slack_mrkdwn(f"*{name}*\n{value}") for name, value in _details(posting, slack_escape)]
+def _slack_fields(posting: Posting) -> list[dict[str, Any]]:
+    return [_slack_mrkdwn(f"*{name}*\n{value}") for name, value in _details(posting, slack_text)]
 
 
-def _slack_body(change: Change) -> str | None:
+def _slack_body(change: Change) -> dict[str, Any] | None:
     if change.kind is ChangeKind.NEW:
         excerpt = _excerpt(change.posting)
-        return slack_escape(excerpt) if excerpt else None
-    changes = _changes_text(change, slack_escape)
-    return f"*Changes*\n{changes}" if changes else None
+        return _slack_plain(excerpt) if excerpt else None
+    changes = _changes_text(change, slack_text)
+    return _slack_mrkdwn(f"*Changes*\n{changes}") if changes else None
 
 
 def _slack_context(alert: Alert) -> dict[str, Any]:
     elements = []
-    source = _fit_known(alert.change.posting.source, _NAME_CHARS, slack_escape)
+    source = _known(alert.change.posting.source)
     if source:
-        elements.append(_slack_mrkdwn(f"Source: {source}"))
-    elements.append(_slack_mrkdwn(f"Subscription {slack_escape(_subscription_text(alert))}"))
+        elements.append(_slack_plain(f"Source: {truncate(source, _NAME_CHARS)}"))
+    elements.append(_slack_plain(f"ID: {_ref(alert.change.posting)}"))
+    also = _also_on(alert)
+    if also:
+        elements.append(_slack_plain(f"Also on: {also}"))
+    elements.append(_slack_plain(f"Subscription {_subscription_text(alert)}"))
     return {"type": "context", "elements": elements}
+
+
+def _slack_fallback(alert: Alert, url: str | None) -> str:
+    """The notification text: the console block made inert, with our link still a link."""
+    link = f"\n  Link:    <{url}>" if url else ""
+    return _fit(_text_block(alert, None), _SLACK_TEXT_CHARS - len(link), slack_text) + link
 
 
 # ---------------------------------------------------------------- Discord
@@ -429,12 +542,12 @@ def _slack_context(alert: Alert) -> dict[str, Any]:
 def discord_payload(alert: Alert) -> dict[str, Any]:
     """A webhook / channel message body: one embed, a short fallback line, no pings."""
     posting = alert.change.posting
-    label = KIND_LABELS[alert.change.kind]
+    label = _kind_label(alert)
     title_limit = min(_TITLE_CHARS, _DISCORD_TITLE_CHARS - len(label) - 2)
     embed: dict[str, Any] = {
         "title": f"{label}: {_fit(_title(posting), title_limit, discord_escape)}",
         "color": _DISCORD_COLORS[alert.change.kind],
-        "fields": _discord_fields(posting),
+        "fields": _discord_fields(_shown(alert), _also_on(alert, discord_escape)),
         # Footers are shown literally (no markdown), so only mentions need defusing.
         "footer": {"text": f"Subscription {_defuse_discord_mentions(_subscription_text(alert))}"},
     }
@@ -451,11 +564,14 @@ def discord_payload(alert: Alert) -> dict[str, Any]:
     }
 
 
-def _discord_fields(posting: Posting) -> list[dict[str, Any]]:
+def _discord_fields(posting: Posting, also: str | None) -> list[dict[str, Any]]:
     details = _details(posting, discord_escape)
     source = _fit_known(posting.source, _NAME_CHARS, discord_escape)
     if source:
         details.append(("Source", source))
+    details.append(("ID", discord_escape(_ref(posting))))
+    if also:
+        details.append(("Also on", also))
     return [{"name": name, "value": value, "inline": True} for name, value in details]
 
 
@@ -469,7 +585,7 @@ def _discord_description(change: Change) -> str | None:
 def _discord_content(alert: Alert, url: str | None) -> str:
     """One line for notifications and for readers who turned embeds off."""
     posting = alert.change.posting
-    content = f"**{KIND_LABELS[alert.change.kind]}:** "
+    content = f"**{_kind_label(alert)}:** "
     content += _fit(_title(posting), _TITLE_CHARS, discord_escape)
     company = _fit_known(posting.company, _NAME_CHARS, discord_escape)
     if company:

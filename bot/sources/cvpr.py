@@ -57,40 +57,65 @@ async def collect(spec: SourceSpec, fetcher: Fetcher) -> Collected:
 
 def _cards(root: LexborNode) -> list[tuple[LexborNode, LexborNode, LexborNode]]:
     """Each card with its title and its Apply link (the last one in the card)."""
+    tiers = [_TitleTier(root, selector) for selector in _TITLE_TIERS]
     cards: dict[int, tuple[LexborNode, LexborNode, LexborNode]] = {}
     for link in root.css("a[href]"):
         if not _APPLY_TEXT.fullmatch(normalize_space(link.text(deep=True))):
             continue
-        found = _card_of(link)
+        found = next((found for tier in tiers if (found := tier.card_of(link))), None)
         if found is not None:
             card, title = found
             cards[card.mem_id] = (card, title, link)
     # A card without a title of its own climbs to the list around it and borrows a
     # neighbour's title; such a "card" contains real cards and is not one.
-    return [
-        found
-        for found in cards.values()
-        if not any(other is not found and _contains(found[0], other[0]) for other in cards.values())
-    ]
-
-
-def _card_of(link: LexborNode) -> tuple[LexborNode, LexborNode] | None:
-    """The smallest ancestor of an Apply link that holds a title, and that title."""
-    for selector in _TITLE_TIERS:
-        node = link.parent
-        while node is not None and node.tag not in ("body", "html"):
-            title = _first_with_text(node, selector)
-            if title is not None:
-                return node, title
+    containers: set[int] = set()
+    for card, _, _ in cards.values():
+        node = card.parent
+        while node is not None and node.mem_id not in containers:
+            containers.add(node.mem_id)
             node = node.parent
-    return None
+    return [found for found in cards.values() if found[0].mem_id not in containers]
 
 
-def _first_with_text(node: LexborNode, selector: str) -> LexborNode | None:
-    for match in node.css(selector):
-        if normalize_space(match.text(deep=True)):
-            return match
-    return None
+class _TitleTier:
+    """Finds, for an Apply link, the smallest ancestor that holds a title matching one
+    selector, and its first such title. Every page-wide step is done once, and each
+    answer remembered, so a page of thousands of links costs time in proportion."""
+
+    def __init__(self, root: LexborNode, selector: str) -> None:
+        self._selector = selector
+        self._holders: set[int] = set()  # every element with a title in or under it
+        for match in root.css(selector):
+            if normalize_space(match.text(deep=True)):
+                node: LexborNode | None = match
+                while node is not None and node.mem_id not in self._holders:
+                    self._holders.add(node.mem_id)
+                    node = node.parent
+        self._nearest: dict[int, LexborNode | None] = {}
+        self._titles: dict[int, LexborNode] = {}
+
+    def card_of(self, link: LexborNode) -> tuple[LexborNode, LexborNode] | None:
+        """The smallest ancestor of ``link`` below ``body`` that holds a title, and that title."""
+        passed: list[int] = []
+        node = link.parent
+        card = None
+        while node is not None and node.tag not in ("body", "html"):
+            if node.mem_id in self._nearest:
+                card = self._nearest[node.mem_id]
+                break
+            if node.mem_id in self._holders:
+                card = node
+                break
+            passed.append(node.mem_id)
+            node = node.parent
+        self._nearest.update(dict.fromkeys(passed, card))
+        if card is None:
+            return None
+        if card.mem_id not in self._titles:
+            self._titles[card.mem_id] = next(
+                m for m in card.css(self._selector) if normalize_space(m.text(deep=True))
+            )
+        return card, self._titles[card.mem_id]
 
 
 def _parse_card(
@@ -105,7 +130,7 @@ def _parse_card(
     company_node = card.css_first(_COMPANY_SELECTOR)
     location_node = card.css_first(_LOCATION_SELECTOR)
 
-    title = _own_title(title_node, company_node)
+    title = _own_title(title_node, company_node, card)
     company = _company(company_node, header, card)
     locations = _split_locations(location_node.text(deep=True)) if location_node else ()
     apply_url = _absolute(page_url, apply_link.attributes.get("href") or "")
@@ -133,27 +158,33 @@ def _parse_card(
 
 def _header_of(title_node: LexborNode, card: LexborNode, apply_link: LexborNode) -> LexborNode:
     """The outermost element around the title that stays clear of the card's body."""
+    if title_node.mem_id == card.mem_id:
+        return title_node
+    around_link = _lineage(apply_link, card)
     header = title_node
     node = title_node.parent
-    while node is not None and node.mem_id != card.mem_id and not _contains(node, apply_link):
+    while node is not None and node.mem_id not in around_link:
         header = node
         node = node.parent
     return header
 
 
-def _contains(ancestor: LexborNode, node: LexborNode) -> bool:
+def _lineage(node: LexborNode, card: LexborNode) -> set[int]:
+    """The ``mem_id`` of ``node`` and of each ancestor up to ``card``, both included."""
+    found: set[int] = set()
     current: LexborNode | None = node
     while current is not None:
-        if current.mem_id == ancestor.mem_id:
-            return True
+        found.add(current.mem_id)
+        if current.mem_id == card.mem_id:
+            break
         current = current.parent
-    return False
+    return found
 
 
-def _own_title(title_node: LexborNode, company_node: LexborNode | None) -> str:
+def _own_title(title_node: LexborNode, company_node: LexborNode | None, card: LexborNode) -> str:
     """The title text, without the company when the company sits inside the title element."""
     title = normalize_space(title_node.text(deep=True))
-    if company_node is not None and _contains(title_node, company_node):
+    if company_node is not None and title_node.mem_id in _lineage(company_node, card):
         company_text = normalize_space(company_node.text(deep=True))
         title = normalize_space(title.replace(company_text, "", 1)) or title
     return title
@@ -192,9 +223,10 @@ def _next_page(root: LexborNode, url: str) -> str | None:
     """The enabled "Next" link, else the lowest page above the current one."""
     current = _current_page(root, url)
     candidates: list[tuple[int, str]] = []
+    disabled: dict[int, bool] = {}
     for link in root.css("a[href]"):
         target = _page_url(url, link.attributes.get("href") or "")
-        if target is None or target[0] <= current or _is_disabled(link):
+        if target is None or target[0] <= current or _is_disabled(link, disabled):
             continue
         if _is_next_link(link):
             return target[1]
@@ -250,11 +282,21 @@ def _is_next_link(link: LexborNode) -> bool:
     return label == "next" or text.startswith("next")
 
 
-def _is_disabled(link: LexborNode) -> bool:
+def _is_disabled(link: LexborNode, known: dict[int, bool]) -> bool:
+    """Whether the link or an element around it (up to its nav) is disabled. ``known``
+    keeps the answer for each element passed, so many links share one walk up."""
+    passed: list[int] = []
     node: LexborNode | None = link
+    answer = False
     while node is not None and node.tag not in ("nav", "body"):
+        if node.mem_id in known:
+            answer = known[node.mem_id]
+            break
         classes = (node.attributes.get("class") or "").split()
         if "disabled" in classes or node.attributes.get("aria-disabled") == "true":
-            return True
+            answer = True
+            break
+        passed.append(node.mem_id)
         node = node.parent
-    return False
+    known.update(dict.fromkeys(passed, answer))
+    return answer

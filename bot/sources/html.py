@@ -23,7 +23,10 @@ from bot.text import html_to_text, iso_date, normalize_space, page_text, stable_
 
 log = logging.getLogger(__name__)
 
-_FIELD_WITH_ATTRIBUTE = re.compile(r"(?P<css>.*?)\s*@(?P<attribute>[A-Za-z_:][-\w:.]*)", re.ASCII)
+# The CSS ends with a non-space, so the space before "@" is scanned once, not per CSS length.
+_FIELD_WITH_ATTRIBUTE = re.compile(
+    r"(?P<css>(?:.*?\S)?)\s*@(?P<attribute>[A-Za-z_:][-\w:.]*)", re.ASCII
+)
 _OPTIONAL_FIELDS = ("url", "location", "company", "posted", "description", "next_page")
 _LINK_SCHEMES = frozenset({"http", "https", "file"})
 
@@ -78,10 +81,35 @@ def parse_page(
     base = _base_url(root, url)
     postings = [
         posting
-        for item in root.css(layout.item)
+        for item in _outermost(root.css(layout.item))
         if (posting := _parse_item(item, layout, base, source, company)) is not None
     ]
     return postings, _next_page(root, layout, url, base)
+
+
+def _outermost(items: list[LexborNode]) -> list[LexborNode]:
+    """The items not inside another item: a match within an item is part of its content
+    (and reading nested items again and again would cost time with every level)."""
+    ids = {item.mem_id for item in items}
+    inside: dict[int, bool] = {}  # element -> whether an item is around it, as found
+    outermost = []
+    for item in items:
+        passed: list[int] = []
+        node = item.parent
+        answer = False
+        while node is not None:
+            if node.mem_id in inside:
+                answer = inside[node.mem_id]
+                break
+            if node.mem_id in ids:
+                answer = True
+                break
+            passed.append(node.mem_id)
+            node = node.parent
+        inside.update(dict.fromkeys(passed, answer))
+        if not answer:
+            outermost.append(item)
+    return outermost
 
 
 @register("html")
