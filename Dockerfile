@@ -23,5 +23,5 @@ RUN cp config.example.toml config.toml \
 USER careerbot
 VOLUME /data
 HEALTHCHECK --interval=60s --timeout=10s --start-period=30s --retries=3 \
-    CMD ["careerbot", "check-config"]
+    CMD ["careerbot", "health"]
 CMD ["careerbot", "run"]
