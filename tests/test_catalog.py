@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loopback import Reply, serve
 
 import bot.app
-from bot.app import App
+from bot.app import PRUNE_JOB, App
 from bot.catalog import CatalogError, SourceCatalog
 from bot.cli import main
 from bot.config import Config, SourceConfig, load_config
@@ -251,7 +251,7 @@ async def test_run_schedules_chat_sources_as_they_are_added_paused_and_removed(
                 while not schedulers or not schedulers[0].running:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
                 scheduler = schedulers[0]
-                assert scheduler.get_jobs() == []
+                assert [job.id for job in scheduler.get_jobs()] == [PRUNE_JOB], "no source jobs"
                 board = server.url("/board")
                 await app.catalog.add("live", "greenhouse", board, "1s", added_by="x", now=1.0)
                 job = scheduler.get_job("live")
