@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,6 @@ _TRACKING_PARAMS = frozenset(
     }
 )  # fmt: skip
 _TRACKING_PREFIXES = ("utm_", "pk_", "mtm_")
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +62,7 @@ def strip_tracking(url: str) -> str:
 
 def _normalized(name: str, value: Any) -> Any:
     if isinstance(value, str):
-        text = _SPACE.sub(" ", value.replace("\u00a0", " ")).strip()
+        text = " ".join(value.split())  # every whitespace run (NBSP too) as one space
         return strip_tracking(text) if name in URL_FIELDS else text
     if isinstance(value, tuple):
         return sorted(_normalized(name, item) for item in value)
