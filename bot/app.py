@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import random
@@ -26,11 +27,14 @@ from bot.commands import Commands
 from bot.config import Config, LoadedConfig, Secrets, SourceConfig
 from bot.delivery import DeliveryWorker, RateLimit, Sender
 from bot.fetch import FetchLimits, HttpFetcher, make_client
+from bot.health import HealthCheck, health_endpoint
 from bot.lock import exclusive
+from bot.logs import log_context
+from bot.metrics import Metrics
 from bot.netguard import AddressGuard
 from bot.pipeline import Pipeline, PollOutcome, poll_due
 from bot.schedule import added_source_delay, first_poll_delays
-from bot.store import Store
+from bot.store import HeldDigests, PruneCounts, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +42,13 @@ log = logging.getLogger(__name__)
 # Discord about 30 a minute per channel (a burst of 5, then one every 2 s).
 SLACK_WEBHOOK_RATE = RateLimit(1, 1)
 DISCORD_WEBHOOK_RATE = RateLimit(5, 10)
-POLL_CONCURRENCY = 8
+# Sources `once` polls at a time: enough to keep the default 16 connections busy
+# (bench/bench_poll_cycle.py: 8 left a 300-source cycle waiting on latency).
+POLL_CONCURRENCY = 16
 SHUTDOWN_GRACE = 10.0
+PRUNE_JOB = ":prune"  # not a valid source name, so it never collides with a source's job
+PRUNE_EVERY = 86_400.0
+FIRST_PRUNE_AFTER = 60.0
 
 
 def fixed_senders(
@@ -67,7 +76,8 @@ def fixed_senders(
 class OnceReport:
     outcomes: list[PollOutcome]
     delivered: int
-    still_queued: int
+    still_queued: int  # for a retry
+    held: HeldDigests  # for digests and the end of quiet hours
 
     @property
     def ok(self) -> bool:
@@ -107,6 +117,7 @@ class App:
             fetcher_for=lambda source: chat_fetcher if catalog.is_chat(source.name) else fetcher,
         )
         self.commands = Commands(store, catalog, self.config, clock)
+        self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
         self._secrets = Secrets.from_env(environ)
         # Slack and Discord senders exist only while their platforms are open (see
         # `once` and `run`); until then their alerts wait in the outbox.
@@ -116,8 +127,16 @@ class App:
         def sender_for(target: str) -> tuple[Sender, RateLimit | None] | None:
             return fixed.get(target) or self._chat.sender_for(target)
 
+        self.metrics = Metrics()
+        self.health = HealthCheck(store, catalog, self.config, self.metrics, clock)
         self.worker = DeliveryWorker(
-            store, sender_for, max_attempts=bot.delivery_max_attempts, clock=clock
+            store,
+            sender_for,
+            max_attempts=bot.delivery_max_attempts,
+            clock=clock,
+            metrics=self.metrics,
+            default_timezone=bot.timezone,
+            burst_digest_after=bot.burst_digest_after,
         )
 
     @classmethod
@@ -175,28 +194,58 @@ class App:
         self, source: str | None = None, *, dry_run: bool = False, deliver_within: float = 60.0
     ) -> OnceReport:
         """Poll every enabled source (or one), then deliver what became due."""
-        limit = asyncio.Semaphore(POLL_CONCURRENCY)
-
-        async def poll(source_config: SourceConfig) -> PollOutcome:
-            async with limit:
-                return await self.pipeline.poll(source_config, dry_run=dry_run)
-
-        outcomes = list(await asyncio.gather(*map(poll, self._enabled_sources(source))))
+        outcomes = list(
+            await asyncio.gather(
+                *(
+                    self._poll(source_config, dry_run=dry_run)
+                    for source_config in self._enabled_sources(source)
+                )
+            )
+        )
         if dry_run:
-            return OnceReport(outcomes, 0, 0)
+            return OnceReport(outcomes, 0, 0, HeldDigests(0, None))
         async with one_shot_senders(self.config, self._secrets) as chat:
             self._chat = chat
             try:
                 delivered = await self.worker.drain(self._clock() + deliver_within)
             finally:
                 self._chat = ChatSenders()
-        queued = (await self.store.outbox_counts()).pending
-        return OnceReport(outcomes, delivered, queued)
+        held = await self.store.held_for_digests(self._clock())
+        queued = (await self.store.outbox_counts()).pending - held.count
+        await self.prune()
+        return OnceReport(outcomes, delivered, queued, held)
+
+    async def prune(self) -> PruneCounts:
+        """Forget what closed longer ago than ``keep_closed``: the database stays bounded."""
+        counts = await self.store.prune(self._clock() - self.config.bot.keep_closed)
+        if any(dataclasses.astuple(counts)):
+            log.info(
+                "pruned %d closed postings, %d changes, %d alerts and %d notices",
+                counts.postings,
+                counts.changes,
+                counts.alerts,
+                counts.notices,
+            )
+        return counts
+
+    async def _poll(self, source: SourceConfig, *, dry_run: bool = False) -> PollOutcome:
+        """Poll one source, its log lines tagged with it, and count the poll. At most
+        POLL_CONCURRENCY polls run at once: memory and CPU stay bounded however many
+        sources fall due together."""
+        async with self._poll_slots:
+            started = time.monotonic()
+            with log_context(source=source.name):
+                outcome = await self.pipeline.poll(source, dry_run=dry_run)
+        self.metrics.poll_finished(outcome, time.monotonic() - started)
+        return outcome
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The service until ``stop`` is set: the chat front-ends that have tokens,
-        scheduled polls and the delivery worker."""
-        async with running_front_ends(self.config, self._secrets, self.commands) as chat:
+        """The service until ``stop`` is set: the health endpoint when configured,
+        the chat front-ends that have tokens, scheduled polls and the delivery worker."""
+        async with (
+            health_endpoint(self.health, self.config.bot.health_port),
+            running_front_ends(self.config, self._secrets, self.commands) as chat,
+        ):
             self._chat = chat
             try:
                 await self._poll_and_deliver(stop)
@@ -207,12 +256,17 @@ class App:
         in_flight: set[asyncio.Task[PollOutcome]] = set()
 
         async def poll_job(source_config: SourceConfig) -> None:
+            with log_context(source=source_config.name):
+                await poll_source(source_config)
+            self.health.poll_job_done()
+
+        async def poll_source(source_config: SourceConfig) -> None:
             state = await self.store.source_state(source_config.name)
             interval = self.config.interval_of(source_config)
             if not poll_due(state, interval, self._clock()):
                 log.info("source %s: backing off after failures; poll skipped", source_config.name)
                 return
-            task = asyncio.ensure_future(self.pipeline.poll(source_config))
+            task = asyncio.ensure_future(self._poll(source_config))
             in_flight.add(task)
             try:
                 outcome = await task
@@ -253,9 +307,17 @@ class App:
         )
         for source_config in enabled:
             schedule(source_config, delays[source_config.name])
+        scheduler.add_job(
+            self.prune,
+            IntervalTrigger(seconds=PRUNE_EVERY),
+            id=PRUNE_JOB,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=FIRST_PRUNE_AFTER),
+        )
         scheduler.start()
         self.catalog.add_listener(reschedule)
-        log.info("running: %d sources scheduled", len(scheduler.get_jobs()))
+        log.info("running: %d sources scheduled", len(scheduler.get_jobs()) - 1)
         worker = asyncio.create_task(self.worker.run(stop))
         try:
             await stop.wait()

@@ -60,14 +60,19 @@ class SourceCatalog:
     def _load(self, chat_source: ChatSource) -> None:
         if chat_source.name in self._config_sources:
             log.warning(
-                "chat source %s is shadowed by the config source of that name", chat_source.name
+                "chat source %s is shadowed by the config source of that name",
+                chat_source.name,
+                extra={"source": chat_source.name},
             )
             return
         try:
             self._chat[chat_source.name] = self._source_config(chat_source)
         except ValidationError as err:
             log.warning(
-                "chat source %s skipped: %s", chat_source.name, describe_validation_error(err)
+                "chat source %s skipped: %s",
+                chat_source.name,
+                describe_validation_error(err),
+                extra={"source": chat_source.name},
             )
 
     def _source_config(self, chat_source: ChatSource) -> SourceConfig:

@@ -29,7 +29,7 @@ from pydantic import (
 
 from bot.errors import ConfigError, QueryError
 from bot.models import ChangeKind
-from bot.query import parse_query
+from bot.query import DEFAULT_SEMANTIC_THRESHOLD, parse_query
 from bot.sources import source_types
 
 CONFIG_ENV = "CAREERBOT_CONFIG"
@@ -37,12 +37,17 @@ DATA_DIR_ENV = "CAREERBOT_DATA_DIR"
 DEFAULT_CONFIG = "config.toml"
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
+_MAX_DURATION_CHARS = 40
+_MAX_CONFIG_BYTES = 1024 * 1024
+_MAX_KEY_DOTS = 1000
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # slack:C… is a channel and slack:U… a user's DM with the bot; discord:dm:ID a Discord DM.
 _TARGET = re.compile(
     r"^(console|slack:[A-Z0-9]+|discord:(dm:)?\d+|webhook:[A-Za-z0-9][A-Za-z0-9._-]*)$"
 )
+# Slack user ids start with U or W, and the id of a DM conversation with D.
+_SLACK_DIRECT = re.compile(r"slack:[UWD][A-Z0-9]*")
 MAX_DURATION = 365 * 86400.0
 
 
@@ -54,6 +59,8 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     else:
         text = value.strip().lower()
+        if len(text) > _MAX_DURATION_CHARS:  # also spares the regex a quadratic scan of digits
+            raise ValueError(f"a duration is at most {_MAX_DURATION_CHARS} characters, e.g. '6h'")
         parts = _DURATION_PART.findall(text)
         if not parts or _DURATION_PART.sub("", text).strip():
             raise ValueError(f"{value!r} is not a duration such as '90s', '30m', '6h' or '1d'")
@@ -107,6 +114,18 @@ class BotSettings(_Strict):
     max_subscriptions_per_user: int = Field(default=25, ge=1, le=10_000)
     max_subscriptions_per_channel: int = Field(default=100, ge=1, le=10_000)
     chat_min_interval: Duration = 300.0  # the shortest interval of a source added from chat
+    ops_target: str | None = None  # where source-health notices go (a target, like alerts')
+    ops_after_failures: int = Field(default=3, ge=1, le=1000)  # failed polls in a row
+    keep_closed: Duration = 180 * 86400.0  # closed postings (and their alerts) older are pruned
+    # more alerts than this for one target, due at once, go as one digest (0: never)
+    burst_digest_after: int = Field(default=10, ge=0, le=10_000)
+    # the cosine similarity at which a ~"phrase" term matches (bot/semantic.py)
+    semantic_threshold: float = Field(default=DEFAULT_SEMANTIC_THRESHOLD, gt=0, le=1)
+
+    @field_validator("ops_target")
+    @classmethod
+    def _valid_ops_target(cls, value: str | None) -> str | None:
+        return None if value is None else validate_target(value)
 
     @field_validator("timezone")
     @classmethod
@@ -235,6 +254,9 @@ class Config(_Strict):
                 raise ValueError(
                     f"subscriptions[{index}].target: no [webhooks.{webhook}] is configured"
                 )
+        ops_webhook = webhook_name(self.bot.ops_target or "")
+        if ops_webhook is not None and ops_webhook not in self.webhooks:
+            raise ValueError(f"bot.ops_target: no [webhooks.{ops_webhook}] is configured")
         return self
 
     def interval_of(self, source: SourceConfig) -> float:
@@ -272,6 +294,11 @@ def validate_target(value: str) -> str:
     return value
 
 
+def is_direct_message(target: str) -> bool:
+    """Whether ``target`` is one person's direct messages rather than a channel."""
+    return target.startswith("discord:dm:") or _SLACK_DIRECT.fullmatch(target) is not None
+
+
 def webhook_name(target: str) -> str | None:
     return target.removeprefix("webhook:") if target.startswith("webhook:") else None
 
@@ -291,13 +318,16 @@ def resolve_config_path(cli_value: str | None, environ: Mapping[str, str] = os.e
 
 def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedConfig:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            data = file.read(_MAX_CONFIG_BYTES + 1)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} not found") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read config file {str(path)!r}: {err}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {str(path)!r} is larger than {_MAX_CONFIG_BYTES} bytes")
+    raw = _parse_toml(text, path)
     base = path.resolve().parent
     _resolve_file_urls(raw, base)
     try:
@@ -305,6 +335,19 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedCo
     except ValidationError as err:
         raise ConfigError(f"{path}: {describe_validation_error(err)}") from None
     return LoadedConfig(config, path, _database_path(config.bot.database, base, environ))
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
+    # tomllib keeps every prefix of a dotted key, so its memory grows with the square of
+    # the key's parts (a 100,000-part key takes tens of GB).
+    if any(line.partition("=")[0].count(".") > _MAX_KEY_DOTS for line in text.splitlines()):
+        raise ConfigError(f"{path}: a key has more than {_MAX_KEY_DOTS} dotted parts")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
 
 
 def describe_validation_error(err: ValidationError) -> str:

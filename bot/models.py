@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,6 +30,11 @@ class Posting:
     url: str | None = None
     apply_url: str | None = None
     description: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """How users name the posting (alerts show it; ``/jobs why`` takes it): SOURCE:ID."""
+        return f"{self.source}:{self.id}"
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -87,6 +93,7 @@ class Subscription:
     paused: bool = False
     origin: str = "cli"  # config, cli or chat
     created_by: str | None = None
+    delivery: str = "instant"  # or a digest: "daily 09:00", "weekly mon 09:00" (delivery_modes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,31 @@ class Alert:
     detected_at: str  # ISO timestamp, UTC
     # The outbox idempotency key: a platform that dedupes by a client key gets it.
     key: str | None = None
+    # The other open listings of the same job (bot/identity.py), shown as "also on"
+    # with their locations; ``sighting``: the subscription already had an alert for
+    # the job, so this one tells of another listing of it.
+    also: tuple[Posting, ...] = ()
+    sighting: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to the operator about careerbot itself, such as a source's health."""
+
+    target: str
+    title: str
+    detail: str
+    created_at: float
+    source: str | None = None
+    recovered: bool = False  # good news: a problem it told of earlier is over
+    key: str = ""  # the idempotency key: one notice per source and health change
+
+    @classmethod
+    def about(
+        cls, target: str, source: str, title: str, detail: str, now: float, *, recovered: bool
+    ) -> Notice:
+        key = hashlib.sha256(f"{source}\x1f{title}\x1f{now!r}".encode()).hexdigest()[:25]
+        return cls(target, title, detail, now, source, recovered, key)
 
 
 def utc_iso(timestamp: float) -> str:

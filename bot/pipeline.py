@@ -6,16 +6,17 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from bot import __version__
+from bot import __version__, semantic
 from bot.conditional import PollFetcher, PollFingerprint, SourceUnchanged
 from bot.config import Config, SourceConfig
 from bot.diff import DiffResult, StoredPosting, diff
 from bot.errors import CareerbotError, SourceError
-from bot.models import Alert, Change, Posting, Subscription, utc_iso
-from bot.query import QueryIndex, parse_query
+from bot.models import Alert, Change, Notice, Posting, Subscription, utc_iso
+from bot.query import PostingText, QueryIndex, parse_query
+from bot.source_health import PollFacts, after_poll, details_per_posting
 from bot.sources import Collected, Fetcher, SourceSpec, collect_postings
 from bot.store import Match, SourceState, Store
 
@@ -52,6 +53,7 @@ class PollOutcome:
     unchanged: bool = False  # the source answered exactly as last time
     changes: list[Change] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    details: float | None = None  # per posting, when this poll parsed complete postings
 
     @property
     def ok(self) -> bool:
@@ -75,6 +77,7 @@ class SubscriptionMatcher:
         self._version = -1
         self._index: QueryIndex[int] = QueryIndex()
         self._by_id: dict[int, Subscription] = {}
+        self.semantic = False  # some subscription has a ``~`` term: postings need vectors
 
     async def refresh(self, store: Store) -> None:
         version = await store.subscriptions_version()
@@ -82,21 +85,30 @@ class SubscriptionMatcher:
             return
         index: QueryIndex[int] = QueryIndex()
         by_id: dict[int, Subscription] = {}
+        any_semantic = False
         for subscription in await store.subscriptions():
             if subscription.paused:
                 continue
             try:
-                index.add(subscription.id, parse_query(subscription.query))
+                query = parse_query(subscription.query)
             except CareerbotError as err:
                 log.warning("subscription #%d skipped: %s", subscription.id, err)
                 continue
+            index.add(subscription.id, query)
             by_id[subscription.id] = subscription
+            any_semantic = any_semantic or query.semantic
         self._index, self._by_id, self._version = index, by_id, version
+        self.semantic = any_semantic
 
-    def matches(self, changes: list[Change]) -> list[Match]:
+    def matches(
+        self, changes: list[Change], texts: Sequence[PostingText] | None = None
+    ) -> list[Match]:
+        """``texts``: the changed postings' texts with their vectors, which subscriptions
+        with ``~`` terms need (``bot.semantic.posting_texts``)."""
         found: list[Match] = []
         for position, change in enumerate(changes):
-            for key in self._index.match(change.posting):
+            text = PostingText.of(change.posting) if texts is None else texts[position]
+            for key in self._index.match_text(text):
                 subscription = self._by_id[key]
                 if change.kind in subscription.notify:
                     found.append(Match(position, subscription))
@@ -179,7 +191,33 @@ class Pipeline:
                 now = self._clock()
                 retry_not_before = now + retry_after if retry_after is not None else None
                 await self._store.record_failure(source.name, outcome.error, now, retry_not_before)
+        if not dry_run:
+            await self._watch_health(source.name, outcome)
         return outcome
+
+    async def _watch_health(self, name: str, outcome: PollOutcome) -> None:
+        """Track the source's health; queue one notice to the operator when it changes."""
+        state = await self._store.source_state(name)
+        if state is None:
+            return  # removed while this poll ran
+        bot = self._config.bot
+        now = self._clock()
+        facts = PollFacts(
+            outcome.ok, state.consecutive_failures, outcome.error, outcome.details, outcome.postings
+        )
+        health, text = after_poll(
+            name, state.health, facts, failures_to_tell=bot.ops_after_failures, now=now
+        )
+        if health == state.health:
+            return
+        notice = None
+        if text is not None:
+            log.warning("%s: %s", text.title, text.detail)
+            if bot.ops_target is not None:
+                notice = Notice.about(
+                    bot.ops_target, name, text.title, text.detail, now, recovered=text.recovered
+                )
+        await self._store.set_health(name, health, notice)
 
     async def _poll(self, source: SourceConfig, outcome: PollOutcome, dry_run: bool) -> None:
         state = await self._store.source_state(source.name)
@@ -197,12 +235,13 @@ class Pipeline:
             unchanged = fetcher.same_as_previous()
         except SourceUnchanged:
             collected, unchanged = None, True
+        if unchanged and await self._settled_unchanged(source.name, outcome, dry_run):
+            return
         stored = await self._store.stored_postings(source.name)
-        if unchanged:
-            collected = await self._unchanged(source.name, stored, collected, outcome, dry_run)
-            if collected is None:
-                return
-        assert collected is not None
+        if collected is None:  # not even parsed: diff the postings of the last poll
+            collected = Collected(
+                [s.posting for s in stored.values() if not s.closed and s.missing_polls == 0]
+            )
         if collected.partial:
             collected = _keep_stored_for_partial(collected, stored)
         fingerprint = fetcher.fingerprint() if collected.complete else None
@@ -211,25 +250,17 @@ class Pipeline:
             source, baseline, stored, collected, fingerprint, outcome, dry_run
         )
 
-    async def _unchanged(
-        self,
-        name: str,
-        stored: dict[str, StoredPosting],
-        collected: Collected | None,
-        outcome: PollOutcome,
-        dry_run: bool,
-    ) -> Collected | None:
-        """Settle a poll that found the source as last time without diffing it,
-        unless some posting is on its way to closing: then return what to diff
-        (the postings of the last poll, when this one was not even parsed)."""
-        present = [s.posting for s in stored.values() if not s.closed and s.missing_polls == 0]
-        if any(not s.closed and s.missing_polls > 0 for s in stored.values()):
-            return collected or Collected(present)
+    async def _settled_unchanged(self, name: str, outcome: PollOutcome, dry_run: bool) -> bool:
+        """Settle a poll that found the source as last time without loading or diffing
+        its postings, unless some posting is on its way to closing (False: diff it)."""
+        present, closing = await self._store.open_posting_counts(name)
+        if closing:
+            return False
         outcome.unchanged = True
-        outcome.postings = len(present)
+        outcome.postings = present
         if not dry_run:
             await self._store.record_unchanged(name, self._clock())
-        return None
+        return True
 
     async def _diff_and_save(
         self,
@@ -264,11 +295,21 @@ class Pipeline:
             partial=collected.partial,
         )
         await self._matcher.refresh(self._store)
-        matches = self._matcher.matches(result.changes)
+        texts = None
+        if self._matcher.semantic and result.changes:
+            texts = await semantic.posting_texts(
+                self._store,
+                [change.posting for change in result.changes],
+                self._config.bot.semantic_threshold,
+                save=not dry_run,
+            )
+        matches = self._matcher.matches(result.changes, texts)
         now = self._clock()
         outcome.postings = len(postings)
         outcome.baseline = baseline
         outcome.changes = result.changes
+        if collected.complete and not collected.partial:
+            outcome.details = details_per_posting(postings)
         if dry_run:
             detected = utc_iso(now)
             outcome.alerts = [

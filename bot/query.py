@@ -9,6 +9,7 @@ Grammar (``OR`` binds tighter than the implicit AND, as in Gmail and Google sear
     primary     := term | "(" conjunction ")"
     term        := word | "quoted phrase" | field ":" (word | "quoted phrase")
                  | "remote:" ("yes" | "no") | "salary>=" amount
+                 | "~" [threshold] "quoted phrase"       (close in meaning: bot/semantic.py)
 
 Words and posting text go through the same ``tokenize``, so matching is by whole tokens,
 case- and accent-insensitively. Matching many queries against a posting goes through
@@ -22,20 +23,28 @@ import re
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, replace
+from operator import itemgetter
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from bot.errors import QueryError
 from bot.models import Posting
+from bot.normalize import location_names, yearly
+
+if TYPE_CHECKING:
+    from bot.semantic import SemanticText
 
 FIELDS = ("title", "company", "location", "team", "source", "remote")
 # The fields a word without a field prefix is looked for in (``source`` is only searched
 # when named).
 _ANYWHERE_FIELDS = ("title", "company", "location", "team", "description")
-_YEARLY_MULTIPLIERS = {"hour": 2080, "day": 260, "week": 52, "month": 12, "year": 1}
 _MAX_NESTING = 32
+# Cosine similarity at which a ``~"phrase"`` term matches, unless the config or the term
+# says otherwise; chosen on the fixtures by bench/bench_semantic.py.
+DEFAULT_SEMANTIC_THRESHOLD = 0.35
 
 _TOKEN = re.compile(r"[^\W_]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _QUOTES = frozenset('"“”')
 _WORD_BREAKS = frozenset("()") | _QUOTES
 _SALARY = re.compile(r"salary(?P<operator>[<>=]+)(?P<amount>.*)", re.IGNORECASE | re.DOTALL)
@@ -47,8 +56,13 @@ _AMOUNT = re.compile(
 def tokenize(text: str) -> list[str]:
     """Split text into casefolded, accent-free alphanumeric tokens: "Zürich 3D" → zurich, 3d."""
     folded = unicodedata.normalize("NFKD", text).casefold()
-    bare = "".join(char for char in folded if not unicodedata.category(char).startswith("M"))
-    return _TOKEN.findall(bare)
+    if not folded.isascii():  # only non-ASCII runs can hold combining marks
+        folded = _NON_ASCII.sub(_without_marks, folded)
+    return _TOKEN.findall(folded)
+
+
+def _without_marks(run: re.Match[str]) -> str:
+    return "".join(char for char in run[0] if not unicodedata.category(char).startswith("M"))
 
 
 # --- Posting side ------------------------------------------------------------------------
@@ -100,13 +114,15 @@ class PostingText:
     remote: bool
     yearly_salary: float | None
     salary_currency: str | None
+    # The posting's embedding: only where some query has a ``~`` term (bot/semantic.py).
+    semantic: SemanticText | None = None
 
     @classmethod
     def of(cls, posting: Posting) -> PostingText:
         fields = {
             "title": FieldText.of([posting.title]),
             "company": FieldText.of([posting.company]),
-            "location": FieldText.of(posting.locations),
+            "location": FieldText.of(_with_implied_names(posting.locations)),
             "team": FieldText.of([posting.team]),
             "description": FieldText.of([posting.description]),
             "source": FieldText.of([posting.source]),
@@ -125,13 +141,18 @@ class PostingText:
         return self.anywhere if name is None else self.fields[name]
 
 
+def _with_implied_names(locations: tuple[str, ...]) -> list[str]:
+    """The locations, then the names they imply: "San Francisco, CA" also is in California,
+    United States (``bot.normalize``), each name a value of its own."""
+    values = list(locations)
+    for location in locations:
+        values += location_names(location)
+    return values
+
+
 def _yearly_salary_top(posting: Posting) -> float | None:
     top = posting.salary_max if posting.salary_max is not None else posting.salary_min
-    # Sources that give a bare figure without a period almost always mean a yearly one.
-    multiplier = _YEARLY_MULTIPLIERS.get((posting.salary_period or "year").lower())
-    if top is None or multiplier is None:
-        return None
-    return top * multiplier
+    return yearly(top, posting.salary_period)
 
 
 # --- The AST -----------------------------------------------------------------------------
@@ -158,7 +179,9 @@ class Word(Node):
     field: str | None = None
 
     def matches(self, text: PostingText) -> bool:
-        return self.token in text.field(self.field).tokens
+        # text.field() inlined: this runs for every candidate query of every posting
+        field = text.anywhere if self.field is None else text.fields[self.field]
+        return self.token in field.tokens
 
     def anchors(self) -> frozenset[str]:
         return frozenset({self.token})
@@ -170,7 +193,8 @@ class Phrase(Node):
     field: str | None = None
 
     def matches(self, text: PostingText) -> bool:
-        return text.field(self.field).has_phrase(self.tokens)
+        field = text.anywhere if self.field is None else text.fields[self.field]
+        return field.has_phrase(self.tokens)
 
     def anchors(self) -> frozenset[str]:
         # The longest word is the likeliest to be rare, so it wakes the fewest queries.
@@ -196,7 +220,11 @@ class And(Node):
     children: tuple[Node, ...]
 
     def matches(self, text: PostingText) -> bool:
-        return all(child.matches(text) for child in self.children)
+        # Loops, not all()/any() over a generator: 20% faster matching (bench/bench_match.py).
+        for child in self.children:  # noqa: SIM110
+            if not child.matches(text):
+                return False
+        return True
 
     def anchors(self) -> frozenset[str] | None:
         candidates = [
@@ -213,7 +241,10 @@ class Or(Node):
     children: tuple[Node, ...]
 
     def matches(self, text: PostingText) -> bool:
-        return any(child.matches(text) for child in self.children)
+        for child in self.children:  # noqa: SIM110 (see And.matches)
+            if child.matches(text):
+                return True
+        return False
 
     def anchors(self) -> frozenset[str] | None:
         union: set[str] = set()
@@ -254,11 +285,24 @@ class Salary(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Semantic(Node):
+    phrase: str
+    threshold: float | None = None  # None: the deployment's default
+
+    def matches(self, text: PostingText) -> bool:
+        return text.semantic is not None and text.semantic.about(self.phrase, self.threshold)
+
+    def anchors(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     """A compiled subscription query."""
 
     text: str
     root: Node
+    semantic: bool = False  # has a ``~`` term: match it on texts with vectors
 
     def matches(self, posting: Posting) -> bool:
         return self.root.matches(PostingText.of(posting))
@@ -269,6 +313,98 @@ class Query:
     def anchors(self) -> frozenset[str] | None:
         """Tokens of which every matching posting has at least one; None = no such set."""
         return self.root.anchors()
+
+
+# --- Explanation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TermResult:
+    """How one term of a query fared against one posting."""
+
+    term: str  # as the query language writes it: location:"united states", -intern
+    found: bool  # the posting has the word, the phrase, or meets the condition
+    excluded: bool = False  # under a "-": then found means the term blocks the posting
+    field: str | None = None  # where it was found: title, company, location, team, …
+    value: str | None = None  # what it was found in ("London, UK") or measured against
+
+    @property
+    def satisfied(self) -> bool:
+        """Whether the term holds: a positive term found or an excluded one absent."""
+        return self.found != self.excluded
+
+
+def explain(query: Query, posting: Posting, text: PostingText | None = None) -> list[TermResult]:
+    """Each term of ``query``, in the order written, with whether and where ``posting``
+    has it. ``text`` is the posting's text when the caller has it (with its vector, for
+    ``~`` terms)."""
+    results: list[TermResult] = []
+    _explain(query.root, posting, text or PostingText.of(posting), False, results)
+    return results
+
+
+def _explain(
+    node: Node, posting: Posting, text: PostingText, excluded: bool, results: list[TermResult]
+) -> None:
+    if isinstance(node, Not):
+        _explain(node.child, posting, text, not excluded, results)
+    elif isinstance(node, And | Or):
+        for child in node.children:
+            _explain(child, posting, text, excluded, results)
+    else:
+        term = ("-" if excluded else "") + term_text(node)
+        field, value = _evidence(node, posting, text)
+        results.append(TermResult(term, node.matches(text), excluded, field, value))
+
+
+def term_text(node: Node) -> str:
+    """A term as a query would write it (words folded as they are matched)."""
+    prefix = f"{node.field}:" if isinstance(node, Word | Phrase) and node.field else ""
+    if isinstance(node, Word):
+        return prefix + node.token
+    if isinstance(node, Phrase):
+        return f'{prefix}"{" ".join(node.tokens)}"'
+    if isinstance(node, Remote):
+        return f"remote:{'yes' if node.wanted else 'no'}"
+    if isinstance(node, Salary):
+        return f"salary>={node.minimum:.15g}{(node.currency or '').lower()}"
+    if isinstance(node, Semantic):
+        threshold = "" if node.threshold is None else f"{node.threshold:g}"
+        return f'~{threshold}"{node.phrase}"'
+    return repr(node)
+
+
+def _evidence(node: Node, posting: Posting, text: PostingText) -> tuple[str | None, str | None]:
+    """Where a term was found (the field) and in what value, or what a condition measured."""
+    if isinstance(node, Word | Phrase):
+        for name in (node.field,) if node.field else _ANYWHERE_FIELDS:
+            if _holds(node, text.fields[name]):
+                return name, _value_with(node, name, posting)
+        return None, None
+    if isinstance(node, Remote):
+        remote = next((loc for loc in posting.locations if "remote" in tokenize(loc)), None)
+        return ("location", remote) if remote else (None, None)
+    if isinstance(node, Salary):
+        if text.yearly_salary is None:
+            return None, "no salary given"
+        return None, f"{text.yearly_salary:,.0f} {text.salary_currency or ''} a year".strip()
+    return None, None
+
+
+def _value_with(node: Word | Phrase, field: str, posting: Posting) -> str | None:
+    """The value of a short field that holds the term: the location that names it (or
+    implies it: "San Francisco, CA" for ``location:"united states"``), the title, …"""
+    if field == "location":
+        for location in posting.locations:
+            if _holds(node, FieldText.of([location, *location_names(location)])):
+                return location
+        return None
+    values = {"title": posting.title, "company": posting.company, "team": posting.team}
+    return values.get(field, posting.source if field == "source" else None)
+
+
+def _holds(node: Word | Phrase, field: FieldText) -> bool:
+    return node.token in field.tokens if isinstance(node, Word) else field.has_phrase(node.tokens)
 
 
 # --- Lexer -------------------------------------------------------------------------------
@@ -282,6 +418,8 @@ class _Token:
     value_position: int = 0
     quoted: bool = False
     field: str | None = None  # lower-case, one of FIELDS
+    semantic: bool = False  # a ``~"phrase"`` term
+    threshold: float | None = None  # of a ``~0.5"phrase"`` term
 
 
 def _lex(query: str) -> list[_Token]:
@@ -297,6 +435,9 @@ def _lex(query: str) -> list[_Token]:
         elif char == "-" and _term_follows(query, index + 1):
             tokens.append(_Token("-", index))
             index += 1
+        elif char == "~":
+            token, index = _lex_semantic(query, index)
+            tokens.append(token)
         elif char in _QUOTES:
             token, index = _lex_phrase(query, index, start=index, field=None)
             tokens.append(token)
@@ -316,6 +457,30 @@ def _lex_phrase(query: str, quote: int, *, start: int, field: str | None) -> tup
         raise QueryError("unclosed quote", query, quote)
     token = _Token("term", start, query[quote + 1 : end], quote, quoted=True, field=field)
     return token, end + 1
+
+
+def _lex_semantic(query: str, tilde: int) -> tuple[_Token, int]:
+    from bot.semantic import INSTALL_HINT, available  # (bot.semantic imports this module)
+
+    quote = tilde + 1
+    while quote < len(query) and (query[quote].isdigit() or query[quote] == "."):
+        quote += 1
+    if quote == len(query) or query[quote] not in _QUOTES:
+        raise QueryError('a semantic term is ~"a phrase" (or ~0.5"a phrase")', query, tilde)
+    threshold = None
+    if quote > tilde + 1:
+        written = query[tilde + 1 : quote]
+        threshold = float(written) if re.fullmatch(r"[0-9]*\.?[0-9]+", written) else None
+        if threshold is None or not 0 < threshold <= 1:
+            raise QueryError(
+                f"a semantic threshold is a number above 0 and at most 1, not '{written}'",
+                query,
+                tilde + 1,
+            )
+    if not available():
+        raise QueryError(INSTALL_HINT, query, tilde)
+    token, end = _lex_phrase(query, quote, start=tilde, field=None)
+    return replace(token, semantic=True, threshold=threshold), end
 
 
 def _lex_word(query: str, start: int) -> tuple[_Token, int]:
@@ -353,7 +518,8 @@ def _field_name(query: str, prefix: str, position: int) -> str:
 
 def parse_query(text: str) -> Query:
     """Compile a subscription query; raise ``QueryError`` pointing at what is wrong."""
-    return Query(text, _Parser(text, _lex(text)).parse())
+    tokens = _lex(text)
+    return Query(text, _Parser(text, tokens).parse(), any(token.semantic for token in tokens))
 
 
 class _Parser:
@@ -441,6 +607,8 @@ class _Parser:
         return node
 
     def _term(self, token: _Token) -> Node:
+        if token.semantic:
+            return self._semantic(token)
         if token.field == "remote":
             return self._remote(token)
         salary = None if token.quoted or token.field else _SALARY.fullmatch(token.value)
@@ -457,6 +625,12 @@ class _Parser:
         if len(tokens) == 1:
             return Word(tokens[0], token.field)
         return Phrase(tuple(tokens), token.field)
+
+    def _semantic(self, token: _Token) -> Semantic:
+        phrase = " ".join(token.value.split())
+        if not tokenize(phrase):
+            raise self._error("a semantic term needs words to compare", token.value_position)
+        return Semantic(phrase, token.threshold)
 
     def _remote(self, token: _Token) -> Remote:
         answer = token.value.strip().lower()
@@ -556,8 +730,14 @@ class QueryIndex(Generic[K]):
         return self.match_text(PostingText.of(posting))
 
     def match_text(self, text: PostingText) -> list[K]:
+        entries, by_token = self._entries, self._by_token
         candidates = set(self._unanchored)
-        for token in text.tokens:
-            candidates.update(self._by_token.get(token, ()))
-        matched = [key for key in candidates if self._entries[key].query.matches_text(text)]
-        return sorted(matched, key=lambda key: self._entries[key].order)
+        for token in text.tokens & by_token.keys():
+            candidates.update(by_token[token])
+        matched = [
+            (entry.order, key)
+            for key in candidates
+            if (entry := entries[key]).query.matches_text(text)
+        ]
+        matched.sort(key=itemgetter(0))
+        return [key for _, key in matched]

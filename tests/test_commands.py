@@ -328,16 +328,16 @@ async def test_preview_counts_matches_and_shows_the_newest_five(
     reply = await commands.run(caller(DISCORD), "preview nerf -intern")
     assert reply.splitlines() == [
         "7 open postings match `nerf -intern` right now. Newest first:",
-        "• NeRF Engineer 8 — Co 8 — Paris; Remote",
-        "• NeRF Engineer 7 — Co 7 — Paris; Remote",
-        "• NeRF Engineer 6 — Co 6 — Paris; Remote",
-        "• NeRF Engineer 5 — Co 5 — Paris; Remote",
-        "• NeRF Engineer 4 — Co 4 — Paris; Remote",
+        "• NeRF Engineer 8 — Co 8 — Paris; Remote · `src:8`",
+        "• NeRF Engineer 7 — Co 7 — Paris; Remote · `src:7`",
+        "• NeRF Engineer 6 — Co 6 — Paris; Remote · `src:6`",
+        "• NeRF Engineer 5 — Co 5 — Paris; Remote · `src:5`",
+        "• NeRF Engineer 4 — Co 4 — Paris; Remote · `src:4`",
     ]
     one = await commands.run(caller(SLACK), 'preview "nerf researcher"')
     assert one.splitlines() == [
         '1 open posting match `"nerf researcher"` right now. Newest first:',
-        "• NeRF Researcher — Lab One — London, UK",
+        "• NeRF Researcher — Lab One — London, UK · `src:1`",
     ]
     assert await commands.run(caller(SLACK), "preview robotics") == (
         "No open posting matches `robotics` right now (of 9 open)."

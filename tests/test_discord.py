@@ -165,13 +165,26 @@ async def test_start_identifies_and_syncs_jobs_to_the_configured_guild(
     assert jobs["name"] == "jobs"
     subcommands = {option["name"]: option for option in jobs["options"]}
     assert set(subcommands) == {
-        "subscribe", "list", "unsubscribe", "pause", "resume", "preview",
-        "sources", "status", "help", "source",
+        "subscribe", "list", "unsubscribe", "pause", "resume", "preview", "backfill", "why",
+        "digest", "quiet", "tz", "sources", "status", "help", "source",
     }  # fmt: skip
     subscribe = {option["name"]: option for option in subcommands["subscribe"]["options"]}
     assert subscribe["query"]["type"] == 3 and subscribe["query"]["required"]
     assert subscribe["dm"]["type"] == 5 and not subscribe["dm"].get("required")
     assert subcommands["unsubscribe"]["options"][0]["name"] == "id"
+    assert subcommands["backfill"]["options"][0]["name"] == "id"
+    assert subcommands["why"]["options"][0]["name"] == "posting"
+    digest = {option["name"]: option for option in subcommands["digest"]["options"]}
+    assert digest["id"]["type"] == 4 and digest["id"]["required"]
+    assert [c["value"] for c in digest["every"]["choices"]] == ["instant", "daily", "weekly"]
+    assert len(digest["day"]["choices"]) == 7 and not digest["day"].get("required")
+    assert not digest["time"].get("required")
+    assert [(o["name"], o.get("required", False)) for o in subcommands["quiet"]["options"]] == [
+        ("hours", False)
+    ]
+    assert [(o["name"], o.get("required", False)) for o in subcommands["tz"]["options"]] == [
+        ("zone", False)
+    ]
     assert subcommands["source"]["type"] == 2  # a subcommand group
     source = {option["name"]: option for option in subcommands["source"]["options"]}
     assert set(source) == {"add", "remove", "pause", "resume"}
@@ -236,9 +249,22 @@ async def test_every_subcommand_becomes_the_command_layers_text(double: DiscordD
             {"query": '"gaussian splatting" OR nerf'},
             'preview "gaussian splatting" OR nerf',
         ),
+        (("backfill",), {"id": 4}, "backfill 4"),
+        (("why",), {"posting": "figma:5141321004"}, "why figma:5141321004"),
         (("sources",), {}, "sources"),
         (("status",), {}, "status"),
         (("help",), {}, "help"),
+        (("digest",), {"id": 3, "every": "daily", "time": "09:00"}, "digest 3 daily 09:00"),
+        (
+            ("digest",),
+            {"id": 3, "every": "weekly", "day": "mon", "time": "9:30"},
+            "digest 3 weekly mon 9:30",
+        ),
+        (("digest",), {"id": 3, "every": "instant", "time": "09:00"}, "digest 3 instant"),
+        (("quiet",), {"hours": "22:00-07:00"}, "quiet 22:00-07:00"),
+        (("quiet",), {}, "quiet"),
+        (("tz",), {"zone": "Europe/Zurich"}, "tz Europe/Zurich"),
+        (("tz",), {}, "tz"),
         (
             ("source", "add"),
             {

@@ -258,7 +258,8 @@ async def sources_table(loaded: LoadedConfig) -> dict[str, list[str]]:
         assert await cmd_sources(args) == 0
     header, *rows = out.getvalue().splitlines()
     assert header.split("\t") == [
-        "name", "type", "interval", "last poll", "last success", "open", "failures", "last error"
+        "name", "type", "interval", "last poll", "last success", "open", "failures", "health",
+        "last error",
     ]  # fmt: skip
     return {row.split("\t")[0]: row.split("\t") for row in rows}
 
@@ -359,8 +360,8 @@ async def test_a_failing_source_is_isolated_and_explained(
 
     assert alerts_from(console, "flaky") == []
     rows = await sources_table(loaded)
-    assert rows["flaky"][5:] == ["3", "2", fault.reason]
-    assert rows["healthy"][5:] == ["3", "0", ""]
+    assert rows["flaky"][5:] == ["3", "2", "ok", fault.reason]
+    assert rows["healthy"][5:] == ["3", "0", "ok", ""]
 
 
 async def test_a_reason_over_several_lines_is_recorded_as_one(
@@ -377,7 +378,7 @@ async def test_a_reason_over_several_lines_is_recorded_as_one(
     reason = "internal error: ValueError: unexpected layout: line 2 of the page"
     assert {o.source: o.error for o in report.outcomes} == {"healthy": reason, "flaky": reason}
     rows = await sources_table(loaded)
-    assert rows["flaky"][6:] == ["1", reason]
+    assert rows["flaky"][6:] == ["1", "ok", reason]
 
 
 SKEWED_BOARD = json.dumps(

@@ -10,7 +10,7 @@ import pytest
 from bot.diff import diff
 from bot.errors import StoreError
 from bot.models import ChangeKind, Posting
-from bot.store import MIGRATIONS, ChatSource, Match, Store, backup_database
+from bot.store import MIGRATIONS, ChatSource, Match, PruneCounts, Store, backup_database
 
 P1 = Posting("src", "1", "Research Scientist", company="Acme")
 P2 = Posting("src", "2", "ML Engineer", company="Acme")
@@ -239,3 +239,27 @@ async def test_backup_refuses_a_missing_database_and_overwriting_itself(tmp_path
         backup_database(path, tmp_path / "." / "db.sqlite3")
     with pytest.raises(StoreError, match="cannot back up to"):
         backup_database(path, tmp_path / "missing-dir" / "copy")
+
+
+async def test_prune_forgets_long_closed_postings_but_never_an_undelivered_alert(
+    store: Store,
+) -> None:
+    match = await _subscribe(store)
+    p3 = Posting("src", "3", "Scientist", company="Acme")
+    opened = diff({}, [P1, P2, p3], baseline=False, close_after=1)
+    every = [Match(index, match.subscription) for index in range(3)]
+    await store.apply_poll("src", opened, every, now=10.0)
+    alerts = {item.change.posting.id: item for item in await store.due_deliveries(now=10.0)}
+    await store.mark_sent(alerts["1"].id, 11.0, None)
+    await store.mark_dead(alerts["3"].id, "gone")
+    closing = diff(await store.stored_postings("src"), [p3], baseline=False, close_after=1)
+    await store.apply_poll("src", closing, [], now=20.0)
+
+    assert await store.prune(closed_before=5.0) == PruneCounts(0, 0, 0, 0)
+    counts = await store.prune(closed_before=30.0)
+    assert set(await store.stored_postings("src")) == {"2", "3"}, (
+        "1 closed long ago goes; 2 still has an alert to send; 3 is open"
+    )
+    assert counts.postings == 1 and counts.alerts == 2  # 1's sent alert, 3's dead letter
+    assert [item.change.posting.id for item in await store.due_deliveries(now=1e9)] == ["2"]
+    assert (await store.outbox_counts()).dead == 0

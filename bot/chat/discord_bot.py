@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from typing import Literal
 
 import aiohttp
 import discord
@@ -117,6 +118,45 @@ def jobs_group(invoke: Invoke) -> app_commands.Group:
     @app_commands.describe(query="A subscription query to try")
     async def preview(interaction: Interaction, query: str) -> None:
         await invoke(interaction, _words("preview", query))
+
+    @jobs.command(description="Post, once, the open postings a subscription of yours matches")
+    @app_commands.rename(subscription="id")
+    @app_commands.describe(subscription="The subscription's number, as /jobs list shows it")
+    async def backfill(interaction: Interaction, subscription: int) -> None:
+        await invoke(interaction, _words("backfill", str(subscription)))
+
+    @jobs.command(description="Which of your subscriptions match a posting, and which terms")
+    @app_commands.describe(posting="The posting's ID, as alerts show it: SOURCE:ID")
+    async def why(interaction: Interaction, posting: str) -> None:
+        await invoke(interaction, _words("why", posting))
+
+    @jobs.command(description="Get a subscription's alerts as one daily or weekly digest")
+    @app_commands.rename(subscription="id")
+    @app_commands.describe(
+        subscription="The subscription's number, as /jobs list shows it",
+        every="instant: one message per alert (the default); daily or weekly: one digest",
+        time="When the digest comes, HH:MM in your time zone (see /jobs tz)",
+        day="The day of a weekly digest",
+    )
+    async def digest(
+        interaction: Interaction,
+        subscription: int,
+        every: Literal["instant", "daily", "weekly"],
+        time: str | None = None,
+        day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = None,
+    ) -> None:
+        when = [] if every == "instant" else [day if every == "weekly" else None, time]
+        await invoke(interaction, _words("digest", str(subscription), every, *when))
+
+    @jobs.command(description="Hold your alerts during these hours; they come as one digest after")
+    @app_commands.describe(hours="HH:MM-HH:MM in your time zone, e.g. 22:00-07:00, or off")
+    async def quiet(interaction: Interaction, hours: str | None = None) -> None:
+        await invoke(interaction, _words("quiet", hours))
+
+    @jobs.command(description="Your time zone for digests and quiet hours")
+    @app_commands.describe(zone="An IANA time zone name, e.g. Europe/Zurich or America/New_York")
+    async def tz(interaction: Interaction, zone: str | None = None) -> None:
+        await invoke(interaction, _words("tz", zone))
 
     @jobs.command(description="The sources careerbot polls and how they are doing")
     async def sources(interaction: Interaction) -> None:

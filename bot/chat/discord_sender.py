@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +24,10 @@ from discord.http import HTTPClient, Route
 
 from bot.delivery import RateLimit
 from bot.errors import DeliveryError, MessageRefused
-from bot.models import Alert, ChangeKind
+from bot.models import Alert, ChangeKind, Notice
 from bot.render import discord_payload
+from bot.render_digest import DigestPage, discord_digest_pages
+from bot.render_notice import discord_notice_payload
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +91,7 @@ class DiscordSender:
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
 
     async def send(self, alert: Alert, original: str | None = None) -> str | None:
-        http = self._http()
-        if http is None:
-            raise DeliveryError(
-                "the Discord bot is not logged in", retryable=True, target_down=True
-            )
+        http = self._logged_in()
         channel_id, where = await self._channel_for(http, alert.subscription.target)
         payload = discord_payload(alert)
         reply_to = MessageRef.parse(original)
@@ -111,15 +109,35 @@ class DiscordSender:
             payload["nonce"] = alert.key
             payload["enforce_nonce"] = True
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
-        try:
-            message = await _request(http, route, payload, where)
-        except MessageRefused:
-            # The embed broke one of Discord's rules: post the one-line content alone.
-            plain = {key: value for key, value in payload.items() if key != "embeds"}
-            message = await _request(http, route, plain, where)
+        message = await _post_or_plain(http, route, payload, where)
         if reply_to is not None and alert.change.kind in _EDITS_ORIGINAL:
             await self._edit_original(http, reply_to, payload)
         return str(MessageRef(channel_id, int(message["id"])))
+
+    def _logged_in(self) -> HTTPClient:
+        http = self._http()
+        if http is None:
+            raise DeliveryError(
+                "the Discord bot is not logged in", retryable=True, target_down=True
+            )
+        return http
+
+    async def send_notice(self, notice: Notice) -> None:
+        http = self._logged_in()
+        channel_id, where = await self._channel_for(http, notice.target)
+        route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
+        await _request(http, route, discord_notice_payload(notice), where)
+
+    def digest_pages(self, alerts: Sequence[Alert]) -> list[DigestPage]:
+        return discord_digest_pages(alerts)
+
+    async def send_digest(self, target: str, page: DigestPage) -> None:
+        http = self._logged_in()
+        channel_id, where = await self._channel_for(http, target)
+        # The nonce drops a repeat of the same page, as for single alerts.
+        payload = {**page.payload, "nonce": page.key, "enforce_nonce": True}
+        route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
+        await _post_or_plain(http, route, payload, where)
 
     async def _channel_for(self, http: HTTPClient, target: str) -> tuple[int, str]:
         """The channel to post in, and how errors should name it."""
@@ -180,6 +198,17 @@ async def rest_sender(api_base: str, token: str) -> AsyncIterator[DiscordSender]
         yield DiscordSender(lambda: http if logged_in else None)
     finally:
         await http.close()
+
+
+async def _post_or_plain(
+    http: HTTPClient, route: Route, payload: dict[str, Any], where: str
+) -> Any:
+    try:
+        return await _request(http, route, payload, where)
+    except MessageRefused:
+        # The embed broke one of Discord's rules: post the one-line content alone.
+        plain = {key: value for key, value in payload.items() if key != "embeds"}
+        return await _request(http, route, plain, where)
 
 
 async def _request(http: HTTPClient, route: Route, body: dict[str, Any], where: str) -> Any:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,8 +33,10 @@ from bot.config import SlackSettings
 from bot.delivery import RateLimit
 from bot.errors import ConfigError, DeliveryError
 from bot.fetch import parse_retry_after
-from bot.models import Alert, ChangeKind
+from bot.models import Alert, ChangeKind, Notice
 from bot.render import slack_payload, truncate
+from bot.render_digest import DigestPage, slack_digest_pages
+from bot.render_notice import slack_notice_payload
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,9 @@ _STOP_GRACE = 5.0
 _UPDATED_KINDS = frozenset({ChangeKind.CLOSED, ChangeKind.REOPENED})
 _NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
-_SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>]*)(?:\|[^>]*)?>")
+# "<" ends a scan too (Slack escapes it inside links): without it, each unclosed "<http:"
+# would rescan the rest of the text, quadratic in all.
+_SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|<>]*)(?:\|[^<>]*)?>")
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -248,6 +252,15 @@ class SlackSender:
             # instead of posting a second reply.
             await self._update(thread, payload)
         return str(await self._post(thread.channel, payload, thread_ts=thread.ts))
+
+    async def send_notice(self, notice: Notice) -> None:
+        await self._post(_conversation_of(notice.target), slack_notice_payload(notice))
+
+    def digest_pages(self, alerts: Sequence[Alert]) -> list[DigestPage]:
+        return slack_digest_pages(alerts)
+
+    async def send_digest(self, target: str, page: DigestPage) -> None:
+        await self._post(_conversation_of(target), page.payload)
 
     async def _post(
         self, channel: str, payload: dict[str, Any], thread_ts: str | None = None

@@ -5,14 +5,17 @@ The webhook URL is a secret: it never appears in an error or a log line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from bot.errors import DeliveryError, MessageRefused
 from bot.fetch import parse_retry_after
-from bot.models import Alert
+from bot.models import Alert, Notice
 from bot.render import discord_payload, slack_payload
+from bot.render_digest import DigestPage, discord_digest_pages, slack_digest_pages
+from bot.render_notice import discord_notice_payload, slack_notice_payload
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _SLACK_LAYOUT_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
@@ -89,6 +92,17 @@ class SlackWebhookSender:
         await _post_or_plain(self._client, self._url, slack_payload(alert), "slack", "blocks")
         return None
 
+    async def send_notice(self, notice: Notice) -> None:
+        await _post_or_plain(
+            self._client, self._url, slack_notice_payload(notice), "slack", "blocks"
+        )
+
+    def digest_pages(self, alerts: Sequence[Alert]) -> list[DigestPage]:
+        return slack_digest_pages(alerts)
+
+    async def send_digest(self, target: str, page: DigestPage) -> None:
+        await _post_or_plain(self._client, self._url, page.payload, "slack", "blocks")
+
     def __repr__(self) -> str:
         return "SlackWebhookSender(url=<secret>)"
 
@@ -107,6 +121,15 @@ class DiscordWebhookSender:
         except (ValueError, AttributeError):
             return None
         return str(message_id) if message_id is not None else None
+
+    async def send_notice(self, notice: Notice) -> None:
+        await post_json(self._client, self._url, discord_notice_payload(notice), "discord")
+
+    def digest_pages(self, alerts: Sequence[Alert]) -> list[DigestPage]:
+        return discord_digest_pages(alerts)
+
+    async def send_digest(self, target: str, page: DigestPage) -> None:
+        await _post_or_plain(self._client, self._url, page.payload, "discord", "embeds")
 
     def __repr__(self) -> str:
         return "DiscordWebhookSender(url=<secret>)"

@@ -11,6 +11,7 @@ from typing import Any, TypedDict, TypeVar
 
 from bot.errors import SourceError
 from bot.models import Posting
+from bot.normalize import currency_code, pay_period
 from bot.sources.base import Collected, SourceSpec, body_kind
 from bot.text import encodable, html_to_text, iso_date, normalize_space, text_or_none
 
@@ -18,7 +19,6 @@ log = logging.getLogger(__name__)
 
 Cursor = TypeVar("Cursor")
 
-_PERIOD = re.compile(r"per-(hour|day|week|month|year)(?:-[a-z]+)?|1 (hour|day|week|month|year)")
 _WORKPLACE_REMOTE = {"remote": True, "onsite": False, "hybrid": False}
 _EMPLOYMENT_LABELS = {
     "full": "Full-time",
@@ -156,10 +156,10 @@ NO_SALARY = Salary(salary_min=None, salary_max=None, salary_currency=None, salar
 def salary(minimum: Any, maximum: Any, currency: Any, per: str | None) -> Salary:
     """Structured pay for the period ``per``, or ``NO_SALARY`` without a currency or
     without any amount."""
-    low, high, code = amount(minimum), amount(maximum), text(currency)
+    low, high, code = amount(minimum), amount(maximum), currency_code(text(currency))
     if code is None or (low is None and high is None):
         return NO_SALARY
-    return Salary(salary_min=low, salary_max=high, salary_currency=code.upper(), salary_period=per)
+    return Salary(salary_min=low, salary_max=high, salary_currency=code, salary_period=per)
 
 
 def salary_span(candidates: Iterable[Salary]) -> Salary:
@@ -197,9 +197,7 @@ def amount(value: Any, scale: int = 1) -> float | None:
 
 def period(interval: Any) -> str | None:
     """``per-year-salary`` / ``1 YEAR`` → ``year``; the same for hour, day, week and month."""
-    label = text(interval)
-    match = _PERIOD.fullmatch(label.casefold()) if label else None
-    return (match.group(1) or match.group(2)) if match else None
+    return pay_period(text(interval))
 
 
 # --- paging ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, quote, urljoin
 
 from bot.errors import SourceError
 from bot.models import Posting
+from bot.normalize import pay_period
 from bot.sources._urls import split_url, with_raw_param
 from bot.sources.base import (
     Collected,
@@ -74,14 +75,6 @@ _PAY_RANGE = re.compile(
     r"(?:\s+(USD|CAD|AUD|NZD|SGD|HKD|GBP|EUR)\b)?"
 )
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
-_PERIOD_WORDS = re.compile(
-    r"\b(hour|hourly|hr|day|daily|week|weekly|month|monthly|year|yearly|yr|annual|annually|annum)\b",
-    re.IGNORECASE,
-)
-_PERIODS = {
-    "hour": "hour", "hourly": "hour", "hr": "hour", "day": "day", "daily": "day",
-    "week": "week", "weekly": "week", "month": "month", "monthly": "month",
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +447,4 @@ def _period(text: str, start: int, end: int) -> str:
     """The pay period named in the sentence around ``text[start:end]``; yearly by default."""
     begin = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
     after = _SENTENCE_END.search(text, end)
-    sentence = text[begin : after.start() if after else len(text)]
-    word = _PERIOD_WORDS.search(sentence)
-    return _PERIODS.get(word.group(1).lower(), "year") if word else "year"
+    return pay_period(text[begin : after.start() if after else len(text)]) or "year"

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlunsplit
 
 from bot.errors import SourceError
 from bot.models import Posting
+from bot.normalize import currency_code
 from bot.sources._ats import (
     Salary,
     amount,
@@ -153,5 +154,4 @@ def _pay(ranges: Any) -> Salary:
 
 
 def _currency(pay_range: dict[str, Any]) -> str | None:
-    code = text(pay_range.get("currency_type"))
-    return code.upper() if code else None
+    return currency_code(text(pay_range.get("currency_type")))

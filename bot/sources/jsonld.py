@@ -18,12 +18,12 @@ from selectolax.lexbor import LexborHTMLParser
 
 from bot.errors import SourceError
 from bot.models import Posting
+from bot.normalize import currency_code, pay_period
 from bot.sources.base import Collected, Fetcher, SourceSpec, register
 from bot.text import has_markup, html_to_text, iso_date, page_text, stable_id, text_or_none
 
 _SCHEMA_PREFIX = re.compile(r"^(?:https?://schema\.org/|schema:)", re.IGNORECASE)
 _ESCAPED_TAG = re.compile(r"&lt;[A-Za-z/!]")
-_PERIODS = frozenset({"hour", "day", "week", "month", "year"})
 # schema.org's employmentType enumeration, spelled like the other sources' labels.
 _EMPLOYMENT_LABELS = {
     "FULL_TIME": "Full-time",
@@ -234,12 +234,11 @@ def _salary(base_salary: Any) -> dict[str, Any]:
         unit = None
     if low is None and high is None:
         return none
-    period = unit.casefold() if unit else None
     return {
         "salary_min": low,
         "salary_max": high,
-        "salary_currency": currency.upper(),
-        "salary_period": period if period in _PERIODS else None,
+        "salary_currency": currency_code(currency),
+        "salary_period": pay_period(unit),
     }
 
 
