@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import Notice
-from bot.render import discord_escape, slack_escape, truncate
+from bot.render import discord_escape, slack_text, truncate
 
 _HEADER_CHARS = 150  # Slack's limit for a header block
 _SLACK_SECTION_CHARS = 3000
@@ -23,7 +23,7 @@ def notice_text(notice: Notice) -> str:
 
 def slack_notice_payload(notice: Notice) -> dict[str, Any]:
     return {
-        "text": slack_escape(truncate(f"{notice.title}: {notice.detail}", _SLACK_SECTION_CHARS)),
+        "text": slack_text(truncate(f"{notice.title}: {notice.detail}", _SLACK_SECTION_CHARS)),
         "blocks": [
             {
                 "type": "header",
