@@ -325,6 +325,17 @@ class DeliveryWorker:
             self._metrics.alert_retried(unit.target)
         # The target is struggling (or asked everyone to wait): hold its other alerts too.
         await self._store.defer_target(unit.target, retry_at, str(err))
+        if err.retry_after is not None:
+            await self._spend_burst(unit.target)
+
+    async def _spend_burst(self, target: str) -> None:
+        """After a rate limit, resume at the steady pace: the platform's burst allowance
+        is used up, so spending ours when the wait ends would only earn more 429s."""
+        limiter = self._limiters.get(target)
+        if limiter is not None:
+            spent = AsyncLimiter(limiter.max_rate, limiter.time_period)
+            await spent.acquire(spent.max_rate)  # a new limiter has room: no wait
+            self._limiters[target] = spent
 
     async def _target_is_down(self, unit: Unit, err: DeliveryError) -> None:
         outages = self._target_outages.get(unit.target, 0) + 1

@@ -180,6 +180,31 @@ async def test_paced_target_sends_within_its_rate(store: Store) -> None:
     assert min(gaps) >= 0.04, "one message per 0.05 s"
 
 
+async def test_after_a_rate_limit_the_target_resumes_at_its_steady_pace(store: Store) -> None:
+    clock = FakeClock()
+    sent_at: list[float] = []
+
+    class LimitedOnce:
+        async def send(self, alert: Alert, original: str | None = None) -> str | None:
+            if not sent_at:
+                sent_at.append(-1.0)
+                raise DeliveryError("HTTP 429", retryable=True, retry_after=0.0)
+            sent_at.append(asyncio.get_running_loop().time())
+            return None
+
+    for _ in range(4):
+        await queue_alert(store, "webhook:lab", POSTING, clock.now, "scientist")
+    senders: dict[str, tuple[Sender, RateLimit | None]] = {
+        "webhook:lab": (LimitedOnce(), RateLimit(3, 0.3))  # a burst of 3, then one per 0.1 s
+    }
+    worker = DeliveryWorker(store, senders.get, clock=clock, sleep=clock.sleep)
+    assert await worker.deliver_due() == 0
+    clock.now += 1
+    assert await worker.deliver_due() == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at[1:])]
+    assert min(gaps) >= 0.08, "no burst into a platform that just said 429"
+
+
 def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after() -> None:
     rng = random.Random(3)
     delays = [backoff_delay(attempt, None, rng) for attempt in range(1, 12)]
