@@ -18,9 +18,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
 from bot.catalog import SourceCatalog
 from bot.config import Config
@@ -123,6 +124,8 @@ class HealthCheck:
 
 @asynccontextmanager
 async def serve_health(check: HealthCheck, port: int) -> AsyncIterator[None]:
+    from aiohttp import web  # only `run` with a health port needs it: keeps commands quick
+
     async def healthz(_: web.Request) -> web.Response:
         report = await check.report()
         return web.json_response(report.to_json(), status=report.http_status)
