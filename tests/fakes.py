@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bot.diff import diff
 from bot.errors import SourceError
 from bot.models import ChangeKind, Posting
-from bot.sources.base import Response
+from bot.sources.base import Response, SourceSpec
 from bot.store import Match, Store
 
 
@@ -88,3 +88,31 @@ async def queue_alert(store: Store, target: str, posting: Posting, now: float, q
     )
     result = diff({}, [posting], baseline=False, close_after=2)
     await store.apply_poll(posting.source, result, [Match(0, subscription)], now=now)
+
+
+HTML_SELECTORS = {"item": "li", "title": "a", "next_page": "a.next@href"}
+
+
+class AnswersEverything:
+    """A fetcher whose every GET and POST returns the same body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.requests = 0
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+        self.requests += 1
+        return Response(url, 200, {}, self.body)
+
+    async def post_json(
+        self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        return await self.get(url)
+
+
+def any_board_spec(source_type: str, name: str = "fuzz", max_pages: int = 3) -> SourceSpec:
+    """A source of ``source_type`` at a made-up board (html gets selectors to work with)."""
+    options: dict[str, Any] = {"selectors": HTML_SELECTORS} if source_type == "html" else {}
+    return SourceSpec(
+        name, source_type, "https://example.test/board", options=options, max_pages=max_pages
+    )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import HTML_SELECTORS, AnswersEverything, any_board_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_commands import DISCORD, SLACK, caller, make_commands
@@ -432,31 +433,9 @@ def test_hostile_command_gets_a_short_safe_reply_in_bounded_time(
 
 # ---------------------------------------------------------------- source parsers
 
-SELECTORS = {"item": "li", "title": "a", "next_page": "a.next@href"}
-
-
-class AnswersEverything:
-    """Every GET and POST gets the same body."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.requests = 0
-
-    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        self.requests += 1
-        return Response(url, 200, {}, self.body)
-
-    async def post_json(
-        self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None
-    ) -> Response:
-        return await self.get(url)
-
 
 def spec_for(source_type: str, max_pages: int = 3) -> SourceSpec:
-    options: dict[str, Any] = {"selectors": SELECTORS} if source_type == "html" else {}
-    return SourceSpec(
-        "hostile", source_type, "https://example.test/board", options=options, max_pages=max_pages
-    )
+    return any_board_spec(source_type, "hostile", max_pages)
 
 
 def collect_or_refuse(source_type: str, body: bytes) -> Collected | SourceError:
@@ -682,7 +661,7 @@ async def test_endless_pages_stop_at_max_pages_as_a_partial_poll(
                     "name": "endless",
                     "type": source_type,
                     "url": "https://example.test/careers/?page=1",
-                    **({"selectors": SELECTORS} if source_type == "html" else {}),
+                    **({"selectors": HTML_SELECTORS} if source_type == "html" else {}),
                 }
             ],
         }

@@ -4,42 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from fakes import AnswersEverything, any_board_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import SourceError
-from bot.sources import Collected, Response, SourceSpec, collector_for, source_types
+from bot.sources import Collected, collector_for, source_types
 
-SELECTORS = {"item": "li", "title": "a", "next_page": "a.next@href"}
-
-
-class AnswersEverything:
-    """A fetcher whose every GET and POST returns the same body."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.requests = 0
-
-    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        self.requests += 1
-        return Response(url, 200, {}, self.body)
-
-    async def post_json(
-        self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None
-    ) -> Response:
-        return await self.get(url)
-
-
-def spec_for(source_type: str) -> SourceSpec:
-    options: dict[str, Any] = {"selectors": SELECTORS} if source_type == "html" else {}
-    return SourceSpec(
-        name="fuzz", type=source_type, url="https://example.test/board", options=options,
-        max_pages=3,
-    )  # fmt: skip
+spec_for = any_board_spec
 
 
 def test_every_interface_source_type_is_registered() -> None:
