@@ -23,9 +23,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
@@ -135,17 +135,22 @@ class DeliveryWorker:
 
     async def deliver_due(self) -> int:
         """One pass over the due rows; returns how many alerts and notices were sent."""
+        sent = await asyncio.gather(*(await self._due_by_target()).values())
+        return sum(sent)
+
+    async def _due_by_target(
+        self, except_targets: Collection[str] = ()
+    ) -> dict[str, Coroutine[Any, Any, int]]:
+        """A delivery of each target's due rows (but those of ``except_targets``)."""
         now = self._clock()
-        alerts = await self._store.due_deliveries(now)
+        alerts = await self._store.due_deliveries(now, except_targets=except_targets)
         policies = await self._policies(alerts)
-        items: list[Item] = [*await self._store.due_notices(now), *alerts]
+        notices = await self._store.due_notices(now, except_targets=except_targets)
+        items: list[Item] = [*notices, *alerts]
         by_target: dict[str, list[Item]] = {}
         for item in items:
             by_target.setdefault(item.target, []).append(item)
-        sent = await asyncio.gather(
-            *(self._deliver_target(t, i, policies, now) for t, i in by_target.items())
-        )
-        return sum(sent)
+        return {t: self._deliver_target(t, i, policies, now) for t, i in by_target.items()}
 
     async def drain(self, deadline: float) -> int:
         """Deliver until nothing is due before ``deadline`` (for ``careerbot once``)."""
@@ -162,18 +167,41 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set; a send in progress is finished first, and
         no other starts after it."""
         self._stop = stop
+        # Each target is served by its own task, so a slowly paced target never holds
+        # up the others; a target gets a new task once its last one has finished.
+        sending: dict[str, asyncio.Task[int]] = {}
         while not stop.is_set():
+            self._wake.clear()  # before looking: a wake from here on is not missed
             try:
-                await self.deliver_due()
-                upcoming = await self._store.next_delivery_at()
+                due = await self._due_by_target(except_targets=list(sending))
+                for target, delivery in due.items():
+                    self._start(sending, target, delivery)
+                upcoming = await self._store.next_delivery_at(except_targets=list(sending))
             except Exception:
                 log.exception("delivery pass failed; retrying")
                 upcoming = None
             wait = idle if upcoming is None else max(0.0, upcoming - self._clock())
             await self._wait(stop, min(wait, idle))
+        await asyncio.gather(*sending.values(), return_exceptions=True)
+
+    def _start(
+        self,
+        sending: dict[str, asyncio.Task[int]],
+        target: str,
+        delivery: Coroutine[Any, Any, int],
+    ) -> None:
+        task = asyncio.ensure_future(delivery)
+        sending[target] = task
+
+        def finished(done: asyncio.Task[int]) -> None:
+            sending.pop(target, None)
+            self._wake.set()  # the target may have more rows due
+            if not done.cancelled() and done.exception() is not None:
+                log.error("delivery to %s failed", target, exc_info=done.exception())
+
+        task.add_done_callback(finished)
 
     async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
-        self._wake.clear()
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
         try:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -925,11 +925,17 @@ class Store:
     # --- outbox ----------------------------------------------------------------
 
     async def due_deliveries(
-        self, now: float, limit: int = 100, *, held_for: str | None = None
+        self,
+        now: float,
+        limit: int = 100,
+        *,
+        held_for: str | None = None,
+        except_targets: Collection[str] = (),
     ) -> list[OutboxItem]:
         """Pending alerts due by ``now``; with ``held_for``, only that target's held
-        for a digest."""
+        for a digest; none for ``except_targets`` (those being sent already)."""
         held_only = "AND o.target = ? AND o.digest" if held_for is not None else ""
+        held_only += _not_in("o.target", except_targets)
         rows = await self._rows(
             f"""SELECT o.id, o.target, o.attempts, o.idempotency_key,
                       c.kind, c.fields, c.posting, c.detected_at,
@@ -955,7 +961,7 @@ class Store:
                JOIN subscriptions s ON s.id = o.subscription_id
                WHERE o.status = 'pending' AND o.next_attempt_at <= ? {held_only}
                ORDER BY o.next_attempt_at, o.id LIMIT ?""",
-            (now, held_for, limit) if held_for is not None else (now, limit),
+            [now, *([held_for] if held_for is not None else []), *except_targets, limit],
         )
         listings = await self._job_listings(
             {row["job"] for row in rows if row["kind"] == ChangeKind.NEW and row["job"]}
@@ -1014,12 +1020,14 @@ class Store:
         )
         return {(row["source"], row["posting_id"]): row["job"] for row in rows}
 
-    async def next_delivery_at(self) -> float | None:
+    async def next_delivery_at(self, except_targets: Collection[str] = ()) -> float | None:
+        others = _not_in("target", except_targets)
         rows = await self._rows(
-            """SELECT MIN(at) FROM (
-                 SELECT MIN(next_attempt_at) AS at FROM outbox WHERE status = 'pending'
+            f"""SELECT MIN(at) FROM (
+                 SELECT MIN(next_attempt_at) AS at FROM outbox WHERE status = 'pending' {others}
                  UNION ALL
-                 SELECT MIN(next_attempt_at) FROM notices WHERE status = 'pending')"""
+                 SELECT MIN(next_attempt_at) FROM notices WHERE status = 'pending' {others})""",
+            [*except_targets, *except_targets],
         )
         value = rows[0][0] if rows else None
         return float(value) if value is not None else None
@@ -1082,11 +1090,14 @@ class Store:
                 (error, item_id),
             )
 
-    async def due_notices(self, now: float, limit: int = 100) -> list[NoticeItem]:
+    async def due_notices(
+        self, now: float, limit: int = 100, *, except_targets: Collection[str] = ()
+    ) -> list[NoticeItem]:
+        others = _not_in("target", except_targets)
         rows = await self._rows(
-            """SELECT * FROM notices WHERE status = 'pending' AND next_attempt_at <= ?
+            f"""SELECT * FROM notices WHERE status = 'pending' AND next_attempt_at <= ? {others}
                ORDER BY next_attempt_at, id LIMIT ?""",
-            (now, limit),
+            [now, *except_targets, limit],
         )
         return [
             NoticeItem(
@@ -1286,6 +1297,11 @@ def backup_database(database: Path, destination: Path) -> BackupReport:
         partial.unlink(missing_ok=True)
         raise
     return BackupReport(pages, destination.stat().st_size)
+
+
+def _not_in(column: str, values: Collection[str]) -> str:
+    """``AND column NOT IN (?, …)`` with a placeholder per value, or nothing."""
+    return f"AND {column} NOT IN ({', '.join('?' * len(values))})" if values else ""
 
 
 def _queue(table: Queue) -> str:

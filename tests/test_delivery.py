@@ -205,6 +205,41 @@ async def test_after_a_rate_limit_the_target_resumes_at_its_steady_pace(store: S
     assert min(gaps) >= 0.08, "no burst into a platform that just said 429"
 
 
+async def test_a_slowly_paced_target_does_not_hold_up_the_others(store: Store) -> None:
+    clock = FakeClock()
+    sent: list[tuple[str, float]] = []
+
+    class Recording:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def send(self, alert: Alert, original: str | None = None) -> str | None:
+            sent.append((self.name, asyncio.get_running_loop().time()))
+            return None
+
+    senders: dict[str, tuple[Sender, RateLimit | None]] = {
+        "webhook:slow": (Recording("slow"), RateLimit(1, 0.4)),
+        "webhook:fast": (Recording("fast"), RateLimit(10, 0.1)),
+    }
+    for target in ("webhook:slow", "webhook:slow", "webhook:slow", "webhook:fast"):
+        await queue_alert(store, target, POSTING, clock.now, "scientist")
+    worker = DeliveryWorker(store, senders.get, clock=clock, sleep=clock.sleep)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    async with asyncio.timeout(5):
+        while [name for name, _ in sent].count("fast") < 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await queue_alert(store, "webhook:fast", POSTING, clock.now, "scientist")
+        worker.wake()
+        while len(sent) < 5:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    stop.set()
+    await running
+    last_slow = max(at for name, at in sent if name == "slow")
+    last_fast = max(at for name, at in sent if name == "fast")
+    assert last_fast < last_slow, "the fast target's new alert did not wait for the slow one"
+
+
 def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after() -> None:
     rng = random.Random(3)
     delays = [backoff_delay(attempt, None, rng) for attempt in range(1, 12)]
