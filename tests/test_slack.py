@@ -473,19 +473,29 @@ async def drain(store: Store, sender: Sender, clock: FakeClock) -> int:
     return await worker.drain(deadline=clock.now + 120)
 
 
-async def test_short_429_is_retried_by_the_sdk_and_delivered_once(
+async def test_an_alerts_429_goes_to_the_worker_however_short(
     slack: SlackDouble, store: Store
 ) -> None:
+    """The worker must see it: the channel's allowance is spent, so the next alert waits."""
     clock, sdk_sleeps = FakeClock(), Sleeps()
     slack.script("chat.postMessage", rate_limited(1))
     await queue_alert(store, "slack:C123", POSTING, clock.now, "nerf")
     assert await drain(store, sender_for(slack, sleep=sdk_sleeps), clock) == 1
     assert len(slack.calls_to("chat.postMessage")) == 2
     assert len(slack.accepted("chat.postMessage")) == 1
-    assert len(sdk_sleeps.slept) == 1 and 1 <= sdk_sleeps.slept[0] <= 1.25
-    assert clock.slept == [], "the worker never saw the 429"
+    assert sdk_sleeps.slept == [], "not waited out inside the SDK"
+    assert 1 <= clock.slept[0] <= 1.25, "the worker honoured Retry-After"
     counts = await store.outbox_counts()
     assert (counts.pending, counts.sent, counts.dead) == (0, 1, 0)
+
+
+async def test_other_calls_wait_out_a_short_429_inside_the_sdk(slack: SlackDouble) -> None:
+    sdk_sleeps = Sleeps()
+    slack.script("users.info", rate_limited(1))
+    client = make_web_client(BOT_TOKEN, settings_for(slack), sleep=sdk_sleeps)
+    await client.users_info(user="U1")
+    assert len(slack.calls_to("users.info")) == 2
+    assert len(sdk_sleeps.slept) == 1 and 1 <= sdk_sleeps.slept[0] <= 1.25
 
 
 async def test_long_429_goes_back_to_the_worker_and_is_delivered_once(

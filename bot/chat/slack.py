@@ -45,6 +45,7 @@ RATE = RateLimit(1, 1)
 
 COMMAND = "/jobs"
 _MAX_SDK_WAIT = 5.0  # longer Retry-After waits go back to the worker's schedule
+_PACED_BY_THE_WORKER = frozenset({"chat.postMessage", "chat.update"})
 _REPLY_CHARS = 39_000  # Slack cuts message text at 40,000 characters
 _STOP_GRACE = 5.0
 # Follow-ups that also edit the original message to show the posting's new state.
@@ -65,7 +66,9 @@ class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
     """Retries a 429 inside the SDK only when Slack asks for a short wait.
 
     A long wait would stall the delivery pass for every target, so it is raised as a
-    retryable ``DeliveryError`` and the worker schedules it instead. Unlike the
+    retryable ``DeliveryError`` and the worker schedules it instead. Alerts' 429s
+    always go to the worker: it must know the channel's allowance is spent, or it
+    would send the next alert at once into another 429. Unlike the
     built-in handler, a non-integer ``Retry-After`` is not a crash, and the sleep is
     injectable for tests.
     """
@@ -89,6 +92,8 @@ class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
         error: Exception | None = None,
     ) -> bool:
         if response is None or response.status_code != 429:
+            return False
+        if request.url.rsplit("/", 1)[-1] in _PACED_BY_THE_WORKER:
             return False
         wait = _retry_after(response.headers)
         return wait is not None and wait <= self._max_wait
