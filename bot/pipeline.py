@@ -16,7 +16,7 @@ from bot.diff import DiffResult, StoredPosting, diff
 from bot.errors import CareerbotError, SourceError
 from bot.models import Alert, Change, Notice, Posting, Subscription, utc_iso
 from bot.query import PostingText, QueryIndex, parse_query
-from bot.source_health import PollFacts, after_poll, details_per_posting
+from bot.source_health import HealthState, PollFacts, after_poll, details_per_posting
 from bot.sources import Collected, Fetcher, SourceSpec, collect_postings
 from bot.store import Match, SourceState, Store
 
@@ -170,6 +170,7 @@ class Pipeline:
         self._fetcher_for = fetcher_for or (lambda source: fetcher)
         self._clock = clock
         self._matcher = SubscriptionMatcher()
+        self._known_health: dict[str, HealthState] = {}  # only this process writes health
 
     async def poll(self, source: SourceConfig, *, dry_run: bool = False) -> PollOutcome:
         """Poll one source; a failure is recorded and reported, never raised."""
@@ -197,9 +198,13 @@ class Pipeline:
 
     async def _watch_health(self, name: str, outcome: PollOutcome) -> None:
         """Track the source's health; queue one notice to the operator when it changes."""
+        known = self._known_health.get(name)
+        if known is HealthState.OK and outcome.ok and outcome.details is None:
+            return  # a good poll that parsed nothing new cannot change a healthy source
         state = await self._store.source_state(name)
         if state is None:
             return  # removed while this poll ran
+        self._known_health[name] = state.health.state
         bot = self._config.bot
         now = self._clock()
         facts = PollFacts(
@@ -208,6 +213,7 @@ class Pipeline:
         health, text = after_poll(
             name, state.health, facts, failures_to_tell=bot.ops_after_failures, now=now
         )
+        self._known_health[name] = health.state
         if health == state.health:
             return
         notice = None
