@@ -275,7 +275,7 @@ def _excerpt(posting: Posting) -> str | None:
     return truncate(description, _EXCERPT_CHARS) if description else None
 
 
-def _link(posting: Posting) -> str | None:
+def posting_link(posting: Posting) -> str | None:
     """The posting's page, else its apply page, as long as it is a plain http(s) URL."""
     for candidate in (posting.url, posting.apply_url):
         url = _http_url(candidate)
@@ -397,7 +397,7 @@ def _changes_text(change: Change, escape: Escape = _identity) -> str | None:
 
 def render_text(alert: Alert) -> str:
     """The console block for one alert; also the basis of the plain-text fallbacks."""
-    return _text_block(alert, _link(alert.change.posting))
+    return _text_block(alert, posting_link(alert.change.posting))
 
 
 def _text_block(alert: Alert, link: str | None) -> str:
@@ -483,7 +483,7 @@ def _slack_plain(text: str) -> dict[str, Any]:
 
 def _slack_url(posting: Posting) -> str | None:
     """The posting's link as it goes inside Slack's ``<…>``, if it fits."""
-    url = _link(posting)
+    url = posting_link(posting)
     escaped = url.translate(_SLACK_ENTITIES) if url else None
     return escaped if escaped and len(escaped) <= _URL_CHARS else None
 
@@ -551,7 +551,7 @@ def discord_payload(alert: Alert) -> dict[str, Any]:
         # Footers are shown literally (no markdown), so only mentions need defusing.
         "footer": {"text": f"Subscription {_defuse_discord_mentions(_subscription_text(alert))}"},
     }
-    url = _link(posting)
+    url = posting_link(posting)
     if url:
         embed["url"] = url
     description = _discord_description(alert.change)

@@ -27,10 +27,10 @@ from bot.models import Alert, ChangeKind
 from bot.render import (
     KIND_LABELS,
     Escape,
-    _link,  # the one place that decides which links are safe to show
     discord_escape,
     format_locations,
     format_salary,
+    posting_link,
     slack_text,
     truncate,
 )
@@ -223,7 +223,7 @@ def _text_line(alert: Alert) -> str:
     label = KIND_LABELS[alert.change.kind]
     line = f"  {label}: {truncate(_title(alert), _TITLE_CHARS)}"
     line += "".join(f" · {part}" for part in _facts(alert, _one_line))
-    link = _link(alert.change.posting)
+    link = posting_link(alert.change.posting)
     return line + (f"\n    {link}" if link else "")
 
 
@@ -269,7 +269,7 @@ def _slack_heading(company: str, continued: bool) -> str:
 
 def _slack_line(alert: Alert) -> str:
     title = _title(alert)
-    link = _link(alert.change.posting)
+    link = posting_link(alert.change.posting)
     url = link.replace("&", "&amp;") if link else None
     if url and len(url) <= _URL_CHARS:
         label = _fit(title, _TITLE_CHARS, lambda text: slack_text(text).replace("|", _DIVIDES))
@@ -313,7 +313,7 @@ def _discord_heading(company: str, continued: bool) -> str:
 
 def _discord_line(alert: Alert) -> str:
     title = _fit(_title(alert), _TITLE_CHARS, discord_escape)
-    link = _link(alert.change.posting)
+    link = posting_link(alert.change.posting)
     # A masked link ends at the first ")", so the URL may hold none.
     url = link.replace("(", "%28").replace(")", "%29") if link else None
     shown = f"[{title}]({url})" if url and len(url) <= _URL_CHARS else title
