@@ -799,6 +799,8 @@ class Store:
                 " AND closed_at IS NULL ORDER BY first_seen_at, source, posting_id"
             )
         ]
+        if not fresh:
+            return
         companies = sorted({key for p, _, _ in fresh if (key := company_key(p.company))})
         index = JobIndex()
         for row in await self._db.execute_fetchall(
@@ -1076,7 +1078,7 @@ class Store:
         rows = await self._rows(
             """SELECT target, COUNT(*) AS waiting, MIN(next_attempt_at) AS next_try,
                       MAX(last_error) AS reason
-               FROM outbox WHERE status = 'pending' AND next_attempt_at > ?
+               FROM outbox WHERE status = 'pending' AND next_attempt_at > ? AND NOT digest
                GROUP BY target HAVING reason IS NOT NULL ORDER BY target""",
             (now,),
         )
@@ -1119,9 +1121,13 @@ class Store:
 
     async def prune(self, closed_before: float) -> PruneCounts:
         """Forget postings closed before ``closed_before`` with their changes and
-        sent alerts, and dead letters and settled notices older than that."""
-        doomed = """(SELECT source, posting_id FROM postings
-                     WHERE closed_at IS NOT NULL AND closed_at < :cutoff)"""
+        sent alerts, and dead letters and settled notices older than that. A posting
+        whose job is still open elsewhere stays: its alerts are that job's thread."""
+        long_closed = """postings.closed_at IS NOT NULL AND postings.closed_at < :cutoff
+            AND (postings.job IS NULL OR NOT EXISTS (
+                SELECT 1 FROM postings listing
+                WHERE listing.job = postings.job AND listing.closed_at IS NULL))"""
+        doomed = f"(SELECT source, posting_id FROM postings WHERE {long_closed})"
         async with self._write():
             # A sent alert of an open posting stays: follow-ups thread under it.
             alerts = await self._db.execute(
@@ -1136,7 +1142,7 @@ class Store:
                 {"cutoff": closed_before},
             )
             postings = await self._db.execute(
-                """DELETE FROM postings WHERE closed_at IS NOT NULL AND closed_at < :cutoff
+                f"""DELETE FROM postings WHERE {long_closed}
                    AND NOT EXISTS (SELECT 1 FROM changes c
                                    WHERE c.source = postings.source
                                      AND c.posting_id = postings.posting_id)""",

@@ -288,6 +288,32 @@ async def test_a_change_follows_an_alert_sent_before_jobs(store: Store, tmp_path
     assert follow_up.original_ref == "C1:1700000000.000001"
 
 
+async def test_pruning_keeps_a_closed_listing_whose_job_is_open_elsewhere(store: Store) -> None:
+    listed, card = real_postings()
+    await store.register_sources([("figma", "greenhouse", "x"), ("cvpr-2024", "cvpr", "y")])
+    subscription = await store.add_subscription(
+        "slack:C1", "scientist", [ChangeKind.NEW], origin="cli", created_by=None, now=1.0
+    )
+    await store.apply_poll(
+        "cvpr-2024", diff({}, [card], baseline=False, close_after=1), [Match(0, subscription)], 1.0
+    )
+    await store.apply_poll("figma", diff({}, [listed], baseline=True, close_after=1), [], 1.0)
+    (first,) = await store.due_deliveries(1.0)
+    await store.mark_sent(first.id, 2.0, "C1:1700000000.000001")
+    gone = diff(await store.stored_postings("cvpr-2024"), [], baseline=False, close_after=1)
+    await store.apply_poll("cvpr-2024", gone, [], 3.0)
+
+    await store.prune(closed_before=100.0)
+    assert card.id in await store.stored_postings("cvpr-2024"), "the job is open on figma"
+    assert (await store.outbox_counts()).sent == 1, "its alert is the job's thread"
+
+    gone = diff(await store.stored_postings("figma"), [], baseline=False, close_after=1)
+    await store.apply_poll("figma", gone, [], 4.0)
+    await store.prune(closed_before=100.0)
+    assert await store.stored_postings("cvpr-2024") == {}, "the whole job closed: all goes"
+    assert (await store.outbox_counts()).sent == 0
+
+
 # ---------------------------------------------------------------- /jobs preview
 
 

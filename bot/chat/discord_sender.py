@@ -126,7 +126,8 @@ class DiscordSender:
         http = self._logged_in()
         channel_id, where = await self._channel_for(http, notice.target)
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
-        await _request(http, route, discord_notice_payload(notice), where)
+        payload = {**discord_notice_payload(notice), "nonce": notice.key, "enforce_nonce": True}
+        await _request(http, route, payload, where)
 
     def digest_pages(self, alerts: Sequence[Alert]) -> list[DigestPage]:
         return discord_digest_pages(alerts)
