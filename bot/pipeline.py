@@ -204,7 +204,6 @@ class Pipeline:
         state = await self._store.source_state(name)
         if state is None:
             return  # removed while this poll ran
-        self._known_health[name] = state.health.state
         bot = self._config.bot
         now = self._clock()
         facts = PollFacts(

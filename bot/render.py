@@ -191,22 +191,22 @@ def _escape_line_start(match: re.Match[str]) -> str:
     return f"{indent}\\{marker}" if marker else f"{indent}{number}\\."
 
 
-def _clean(text: str) -> str:
+def one_line(text: str) -> str:
     """One line of text: whitespace runs become one space, control characters go."""
     return _CONTROL.sub("", " ".join(text.split()))
 
 
 def _known(text: str | None) -> str | None:
-    cleaned = _clean(text) if text else ""
+    cleaned = one_line(text) if text else ""
     return cleaned or None
 
 
 def _fit_known(text: str | None, limit: int, escape: Escape) -> str | None:
     cleaned = _known(text)
-    return _fit(cleaned, limit, escape) if cleaned else None
+    return fit(cleaned, limit, escape) if cleaned else None
 
 
-def _fit(text: str, limit: int, escape: Escape = _identity) -> str:
+def fit(text: str, limit: int, escape: Escape = _identity) -> str:
     """Escape text, shortening it first as needed so the escaped form fits in limit."""
     escaped = escape(text)
     if len(escaped) <= limit:
@@ -246,7 +246,7 @@ def _join_within(
         return shown + note
     if len(note) >= limit:
         note = ""
-    return _fit(items[0], limit - len(note), escape) + note
+    return fit(items[0], limit - len(note), escape) + note
 
 
 def _is_amount(value: object) -> TypeGuard[float]:
@@ -266,7 +266,7 @@ def _location_entries(posting: Posting) -> list[str]:
     return list(dict.fromkeys(entries))
 
 
-def _title(posting: Posting) -> str:
+def posting_title(posting: Posting) -> str:
     return _known(posting.title) or "Untitled posting"
 
 
@@ -323,7 +323,7 @@ def _also_on(alert: Alert, escape: Escape = _identity) -> str | None:
 
 def _subscription_text(alert: Alert) -> str:
     """The matching subscription as "#3: nerf OR splatting"."""
-    query = truncate(_clean(alert.subscription.query), _QUERY_CHARS)
+    query = truncate(one_line(alert.subscription.query), _QUERY_CHARS)
     return f"#{alert.subscription.id}: {query}"
 
 
@@ -337,14 +337,14 @@ def _details(posting: Posting, escape: Escape) -> list[tuple[str, str]]:
             "Location" if location_count == 1 else "Locations",
             format_locations(posting, _LOCATION_CHARS, escape),
         ),
-        ("Salary", _fit(salary, _SALARY_CHARS, escape) if salary else None),
+        ("Salary", fit(salary, _SALARY_CHARS, escape) if salary else None),
         ("Posted", _fit_known(posting.posted_at, _POSTED_CHARS, escape)),
     ]
     return [(name, value) for name, value in candidates if value]
 
 
 def _change_line(field_change: FieldChange) -> str:
-    name = truncate(_clean(str(field_change.field)), _FIELD_NAME_CHARS)
+    name = truncate(one_line(str(field_change.field)), _FIELD_NAME_CHARS)
     old, new = _diff_excerpts(_value_text(field_change.old), _value_text(field_change.new))
     return f"{name}: {old} → {new}"
 
@@ -357,8 +357,8 @@ def _value_text(value: Any) -> str:
     if _is_amount(value):
         return _format_amount(value)
     if isinstance(value, list | tuple):
-        return "; ".join(_clean(str(item)) for item in value)
-    return _clean(str(value))
+        return "; ".join(one_line(str(item)) for item in value)
+    return one_line(str(value))
 
 
 def _diff_excerpts(old: str, new: str) -> tuple[str, str]:
@@ -410,7 +410,7 @@ def _text_block(alert: Alert, link: str | None) -> str:
 def _text_headline(alert: Alert) -> str:
     posting = alert.change.posting
     tag = SIGHTING_TAG if alert.sighting else _TEXT_TAGS[alert.change.kind]
-    headline = f"{tag} {truncate(_title(posting), _TITLE_CHARS)}"
+    headline = f"{tag} {truncate(posting_title(posting), _TITLE_CHARS)}"
     company = _known(posting.company)
     if company:
         headline += f" — {truncate(company, _NAME_CHARS)}"
@@ -437,7 +437,7 @@ def _text_details(alert: Alert, link: str | None) -> list[tuple[str, str | None]
 
 
 def _ref(posting: Posting) -> str:
-    return truncate(_clean(posting.ref), _REF_CHARS)
+    return truncate(one_line(posting.ref), _REF_CHARS)
 
 
 def _defused(value: str | None) -> str | None:
@@ -494,11 +494,11 @@ def _slack_label(text: str) -> str:
 
 
 def _slack_title_block(alert: Alert, url: str | None) -> dict[str, Any]:
-    title = _title(alert.change.posting)
+    title = posting_title(alert.change.posting)
     if url:
-        shown = f"<{url}|{_fit(title, _TITLE_CHARS, _slack_label)}>"
+        shown = f"<{url}|{fit(title, _TITLE_CHARS, _slack_label)}>"
     else:
-        shown = _fit(title, _TITLE_CHARS, slack_text)
+        shown = fit(title, _TITLE_CHARS, slack_text)
     return {
         "type": "section",
         "text": _slack_mrkdwn(f"*{_kind_label(alert)}:* {shown}"),
@@ -533,7 +533,7 @@ def _slack_context(alert: Alert) -> dict[str, Any]:
 def _slack_fallback(alert: Alert, url: str | None) -> str:
     """The notification text: the console block made inert, with our link still a link."""
     link = f"\n  Link:    <{url}>" if url else ""
-    return _fit(_text_block(alert, None), _SLACK_TEXT_CHARS - len(link), slack_text) + link
+    return fit(_text_block(alert, None), _SLACK_TEXT_CHARS - len(link), slack_text) + link
 
 
 # ---------------------------------------------------------------- Discord
@@ -545,7 +545,7 @@ def discord_payload(alert: Alert) -> dict[str, Any]:
     label = _kind_label(alert)
     title_limit = min(_TITLE_CHARS, _DISCORD_TITLE_CHARS - len(label) - 2)
     embed: dict[str, Any] = {
-        "title": f"{label}: {_fit(_title(posting), title_limit, discord_escape)}",
+        "title": f"{label}: {fit(posting_title(posting), title_limit, discord_escape)}",
         "color": _DISCORD_COLORS[alert.change.kind],
         "fields": _discord_fields(_shown(alert), _also_on(alert, discord_escape)),
         # Footers are shown literally (no markdown), so only mentions need defusing.
@@ -586,7 +586,7 @@ def _discord_content(alert: Alert, url: str | None) -> str:
     """One line for notifications and for readers who turned embeds off."""
     posting = alert.change.posting
     content = f"**{_kind_label(alert)}:** "
-    content += _fit(_title(posting), _TITLE_CHARS, discord_escape)
+    content += fit(posting_title(posting), _TITLE_CHARS, discord_escape)
     company = _fit_known(posting.company, _NAME_CHARS, discord_escape)
     if company:
         content += f" — {company}"

@@ -17,7 +17,6 @@ Posting text is escaped with ``bot.render``'s helpers, as in single alerts.
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +27,12 @@ from bot.render import (
     KIND_LABELS,
     Escape,
     discord_escape,
+    fit,
     format_locations,
     format_salary,
+    one_line,
     posting_link,
+    posting_title,
     slack_text,
     truncate,
 )
@@ -51,7 +53,6 @@ _DISCORD_DESCRIPTION_CHARS = 4000  # of 4,096
 _DISCORD_TITLE_CHARS = 256
 _DISCORD_COLOUR = 0x5865F2
 _UNKNOWN_COMPANY = "Company not given"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DIVIDES = "\u2223"  # looks like "|", which cannot appear in a Slack link label
 
 
@@ -100,12 +101,8 @@ Page = list[_Section]
 # ---------------------------------------------------------------- grouping and paging
 
 
-def _one_line(text: str) -> str:
-    return _CONTROL.sub("", " ".join(text.split()))
-
-
 def _company(alert: Alert) -> str:
-    return _one_line(alert.change.posting.company or "") or _UNKNOWN_COMPANY
+    return one_line(alert.change.posting.company or "") or _UNKNOWN_COMPANY
 
 
 def by_company(alerts: Sequence[Alert]) -> list[tuple[str, list[Alert]]]:
@@ -115,7 +112,7 @@ def by_company(alerts: Sequence[Alert]) -> list[tuple[str, list[Alert]]]:
         groups.setdefault(_company(alert), []).append(alert)
     order = sorted(groups, key=lambda name: (name == _UNKNOWN_COMPANY, name.casefold()))
     return [
-        (name, sorted(groups[name], key=lambda a: _one_line(a.change.posting.title).casefold()))
+        (name, sorted(groups[name], key=lambda a: one_line(a.change.posting.title).casefold()))
         for name in order
     ]
 
@@ -154,19 +151,6 @@ def _paginate(
     return pages if pages[0] else []
 
 
-def _fit(text: str, limit: int, escape: Escape) -> str:
-    """``text`` escaped, shortened first as far as needed for the result to fit ``limit``."""
-    shown = escape(truncate(text, limit))
-    while len(shown) > limit and limit > 1:
-        limit = limit * 3 // 4
-        shown = escape(truncate(text, limit))
-    return shown
-
-
-def _title(alert: Alert) -> str:
-    return _one_line(alert.change.posting.title) or "Untitled posting"
-
-
 def _facts(alert: Alert, escape: Escape) -> list[str]:
     """Where, pay, what changed, the posting's ID and the subscription: the parts
     after the title."""
@@ -177,11 +161,11 @@ def _facts(alert: Alert, escape: Escape) -> list[str]:
         parts.append(where)
     salary = format_salary(posting)
     if salary:
-        parts.append(_fit(salary, _SALARY_CHARS, escape))
+        parts.append(fit(salary, _SALARY_CHARS, escape))
     if alert.change.kind is ChangeKind.CHANGED and alert.change.fields:
-        names = ", ".join(_one_line(str(f.field)) for f in alert.change.fields)
-        parts.append(_fit(f"changed: {names}", _CHANGED_CHARS, escape))
-    parts.append(_fit(_one_line(posting.ref), _REF_CHARS, escape))  # for /jobs why
+        names = ", ".join(one_line(str(f.field)) for f in alert.change.fields)
+        parts.append(fit(f"changed: {names}", _CHANGED_CHARS, escape))
+    parts.append(fit(one_line(posting.ref), _REF_CHARS, escape))  # for /jobs why
     parts.append(f"#{alert.subscription.id}")
     return parts
 
@@ -221,8 +205,8 @@ def _text_heading(company: str, continued: bool) -> str:
 
 def _text_line(alert: Alert) -> str:
     label = KIND_LABELS[alert.change.kind]
-    line = f"  {label}: {truncate(_title(alert), _TITLE_CHARS)}"
-    line += "".join(f" · {part}" for part in _facts(alert, _one_line))
+    line = f"  {label}: {truncate(posting_title(alert.change.posting), _TITLE_CHARS)}"
+    line += "".join(f" · {part}" for part in _facts(alert, one_line))
     link = posting_link(alert.change.posting)
     return line + (f"\n    {link}" if link else "")
 
@@ -264,18 +248,18 @@ def slack_digest_pages(alerts: Sequence[Alert]) -> list[DigestPage]:
 
 
 def _slack_heading(company: str, continued: bool) -> str:
-    return f"*{_fit(company, _COMPANY_CHARS, slack_text)}*" + (" (continued)" if continued else "")
+    return f"*{fit(company, _COMPANY_CHARS, slack_text)}*" + (" (continued)" if continued else "")
 
 
 def _slack_line(alert: Alert) -> str:
-    title = _title(alert)
+    title = posting_title(alert.change.posting)
     link = posting_link(alert.change.posting)
     url = link.replace("&", "&amp;") if link else None
     if url and len(url) <= _URL_CHARS:
-        label = _fit(title, _TITLE_CHARS, lambda text: slack_text(text).replace("|", _DIVIDES))
+        label = fit(title, _TITLE_CHARS, lambda text: slack_text(text).replace("|", _DIVIDES))
         shown = f"<{url}|{label}>"
     else:
-        shown = _fit(title, _TITLE_CHARS, slack_text)
+        shown = fit(title, _TITLE_CHARS, slack_text)
     facts = "".join(f" · {part}" for part in _facts(alert, slack_text))
     return f"• *{KIND_LABELS[alert.change.kind]}:* {shown}{facts}"
 
@@ -307,12 +291,12 @@ def discord_digest_pages(alerts: Sequence[Alert]) -> list[DigestPage]:
 
 
 def _discord_heading(company: str, continued: bool) -> str:
-    name = _fit(company, _COMPANY_CHARS, discord_escape)
+    name = fit(company, _COMPANY_CHARS, discord_escape)
     return f"**{name}**" + (" (continued)" if continued else "")
 
 
 def _discord_line(alert: Alert) -> str:
-    title = _fit(_title(alert), _TITLE_CHARS, discord_escape)
+    title = fit(posting_title(alert.change.posting), _TITLE_CHARS, discord_escape)
     link = posting_link(alert.change.posting)
     # A masked link ends at the first ")", so the URL may hold none.
     url = link.replace("(", "%28").replace(")", "%29") if link else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -524,6 +525,19 @@ def test_posting_text_cannot_format_or_mention_in_a_digest() -> None:
     description = discord.payload["embeds"][0]["description"]
     assert "<@123>" not in description and "\\*Bold\\*" in description
     assert "@everyone" not in description and discord.payload["allowed_mentions"] == {"parse": []}
+
+
+def test_bidi_overrides_cannot_spoof_a_digest_line() -> None:
+    [alert] = alerts_for(1)
+    spoofed = Posting("src", "1", "Engineer \u202egnp.exe", company="Acme\u2066 Corp")
+    alert = Alert(Change(ChangeKind.NEW, spoofed), alert.subscription, alert.detected_at, key="k")
+    for page in (
+        *text_digest_pages([alert]),
+        *slack_digest_pages([alert]),
+        *discord_digest_pages([alert]),
+    ):
+        shown = json.dumps(page.payload, ensure_ascii=False)
+        assert not any(char in shown for char in "\u202e\u2066"), shown
 
 
 def test_links_keep_within_their_markup() -> None:

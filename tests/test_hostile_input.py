@@ -39,7 +39,6 @@ from bot import (
     normalize,
     query,
     render,
-    render_digest,
     text,
 )
 from bot.chat import slack as slack_chat
@@ -778,8 +777,6 @@ REGEX_CASES: list[tuple[list[str], Callable[[str], object], list[str]]] = [
     (["bot.identity._OWN_ID", "bot.identity._LINKED_ID"],
      lambda value: identity._ids(Posting(source="s", id=value, title="t", url=f"https://x/{value}")),
      ["1" * N + "a", "a" * N + "-1", "1" * N + "-1" * N + "x", "12345678-" * N]),
-    (["bot.render_digest._CONTROL"], lambda value: render_digest._CONTROL.sub("", value),
-     ["\x00" * N]),
     (["bot.normalize._WORDS"], normalize.pay_period, ["_a" * N]),
     (["bot.normalize._PLACE_SEPARATORS", "bot.normalize._NOT_A_PLACE",
       "bot.normalize._PART_SEPARATORS"], normalize.places,
