@@ -176,6 +176,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 log = logging.getLogger(__name__)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
+
+# Queue one alert (key, change, target, now, created_at, subscription): behind the
+# target's held alerts, so a follow-up never overtakes its original; never for a paused
+# subscription; and one new-job alert per job at a time (when sent, it lists them all).
+_QUEUE_ALERT = """INSERT INTO outbox (idempotency_key, subscription_id, change_id, target,
+                                     next_attempt_at, created_at)
+    SELECT ?1, s.id, ?2, ?3,
+           MAX(?4, COALESCE((SELECT MAX(held.next_attempt_at) FROM outbox held
+                             WHERE held.target = ?3
+                               AND held.status = 'pending'
+                               AND NOT held.digest), ?4)),
+           ?5
+    FROM subscriptions s WHERE s.id = ?6 AND NOT s.paused
+      AND NOT EXISTS (
+        SELECT 1 FROM changes mine
+        JOIN changes theirs ON theirs.job = mine.job AND theirs.kind = 'new'
+        JOIN outbox queued ON queued.change_id = theirs.id
+        WHERE mine.id = ?2 AND mine.kind = 'new'
+          AND queued.subscription_id = s.id AND queued.status = 'pending')
+    ON CONFLICT (idempotency_key) DO NOTHING"""
 _KEYS_PER_STATEMENT = 400  # two parameters each, under SQLite's old limit of 999
 Queue = Literal["outbox", "notices"]  # the two tables the delivery worker drains
 
@@ -613,24 +633,18 @@ class Store:
                 ):
                     continue
                 change_id = await self._insert_change(Change(ChangeKind.NEW, posting), now)
-                await self._db.execute(  # behind the target's held alerts, as in apply_poll
-                    """INSERT INTO outbox (idempotency_key, subscription_id, change_id, target,
-                                           next_attempt_at, created_at)
-                       SELECT ?1, ?2, ?3, ?4,
-                              MAX(?5, COALESCE((SELECT MAX(held.next_attempt_at) FROM outbox held
-                                                WHERE held.target = ?4
-                                                  AND held.status = 'pending'
-                                                  AND NOT held.digest), ?5)),
-                              ?5""",
+                queuing = await self._db.execute(
+                    _QUEUE_ALERT,
                     (
                         idempotency_key(subscription_id, posting, change_id),
-                        subscription_id,
                         change_id,
                         target,
                         now,
+                        now,
+                        subscription_id,
                     ),
                 )
-                queued += 1
+                queued += queuing.rowcount
         return queued
 
     async def embeddings(
@@ -692,22 +706,7 @@ class Store:
             await self._assign_jobs()
             change_ids = [await self._insert_change(change, now) for change in result.changes]
             await self._db.executemany(
-                """INSERT INTO outbox (idempotency_key, subscription_id, change_id, target,
-                                       next_attempt_at, created_at)
-                   SELECT ?1, s.id, ?2, ?3,
-                          MAX(?4, COALESCE((SELECT MAX(held.next_attempt_at) FROM outbox held
-                                            WHERE held.target = ?3
-                                              AND held.status = 'pending'
-                                              AND NOT held.digest), ?4)),
-                          ?5
-                   FROM subscriptions s WHERE s.id = ?6 AND NOT s.paused
-                     AND NOT EXISTS (  -- one new-job alert per job: when sent, it lists them all
-                       SELECT 1 FROM changes mine
-                       JOIN changes theirs ON theirs.job = mine.job AND theirs.kind = 'new'
-                       JOIN outbox queued ON queued.change_id = theirs.id
-                       WHERE mine.id = ?2 AND mine.kind = 'new'
-                         AND queued.subscription_id = s.id AND queued.status = 'pending')
-                   ON CONFLICT (idempotency_key) DO NOTHING""",
+                _QUEUE_ALERT,
                 [
                     (
                         idempotency_key(

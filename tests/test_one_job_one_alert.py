@@ -314,6 +314,19 @@ async def test_pruning_keeps_a_closed_listing_whose_job_is_open_elsewhere(store:
     assert (await store.outbox_counts()).sent == 0
 
 
+async def test_a_backfill_queues_one_alert_per_job(store: Store) -> None:
+    listed, card = real_postings()
+    await store.register_sources([("figma", "greenhouse", "x"), ("cvpr-2024", "cvpr", "y")])
+    await store.apply_poll("figma", diff({}, [listed], baseline=True, close_after=2), [], 1.0)
+    await store.apply_poll("cvpr-2024", diff({}, [card], baseline=True, close_after=2), [], 1.0)
+    subscription = await store.add_subscription(
+        "slack:C1", "scientist", [ChangeKind.NEW], origin="cli", created_by=None, now=2.0
+    )
+    assert await store.backfill(subscription.id, [listed, card], 3.0) == 1
+    (alert,) = await store.due_deliveries(3.0)
+    assert {p.source for p in (alert.change.posting, *alert.also)} == {"figma", "cvpr-2024"}
+
+
 # ---------------------------------------------------------------- /jobs preview
 
 
