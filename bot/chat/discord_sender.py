@@ -22,6 +22,7 @@ import aiohttp
 import discord
 from discord.http import HTTPClient, Route
 
+from bot.chat import DISCORD_INVALID_FORM_BODY
 from bot.delivery import RateLimit
 from bot.errors import DeliveryError, MessageRefused
 from bot.models import Alert, ChangeKind, Notice
@@ -43,7 +44,6 @@ _EDITS_ORIGINAL = frozenset({ChangeKind.CLOSED, ChangeKind.REOPENED})
 # JSON error codes: https://discord.com/developers/docs/topics/opcodes-and-status-codes
 _CANNOT_DM_USER = 50007
 _UNKNOWN_USER = 10013
-_INVALID_FORM_BODY = 50035
 _DETAIL_CHARS = 200
 
 HTTPSource = Callable[[], HTTPClient | None]
@@ -269,7 +269,7 @@ def _classify(err: discord.HTTPException, where: str) -> DeliveryError:
             f"{where} does not exist or the bot cannot see it ({answer}: {detail})",
             retryable=False,
         )
-    if status == 400 and code == _INVALID_FORM_BODY:
+    if status == 400 and code == DISCORD_INVALID_FORM_BODY:
         return MessageRefused(f"Discord refused the message for {where} ({answer}: {detail})")
     return DeliveryError(
         f"Discord refused the message for {where} ({answer}: {detail})", retryable=False

@@ -28,6 +28,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.chat import SLACK_REFUSED_LAYOUT
 from bot.commands import Caller
 from bot.config import SlackSettings
 from bot.delivery import RateLimit
@@ -237,7 +238,6 @@ def _conversation_of(target: str) -> str:
 
 
 _THREAD_GONE = frozenset({"thread_not_found", "message_not_found"})
-_REFUSED_LAYOUT = frozenset({"msg_too_long", "invalid_blocks"})
 
 
 class SlackSender:
@@ -279,7 +279,7 @@ class SlackSender:
             if thread_ts is not None and code in _THREAD_GONE:
                 # The original was deleted: the follow-up still matters on its own.
                 return await self._post(channel, payload)
-            if code in _REFUSED_LAYOUT and "blocks" in payload:
+            if code in SLACK_REFUSED_LAYOUT and "blocks" in payload:
                 # The blocks broke one of Slack's limits: post the plain fallback text alone.
                 plain = {key: value for key, value in payload.items() if key != "blocks"}
                 return await self._post(channel, plain, thread_ts)

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from bot.chat import DISCORD_INVALID_FORM_BODY, SLACK_REFUSED_LAYOUT
 from bot.errors import DeliveryError, MessageRefused
 from bot.fetch import parse_retry_after
 from bot.models import Alert, Notice
@@ -18,8 +19,6 @@ from bot.render_digest import DigestPage, discord_digest_pages, slack_digest_pag
 from bot.render_notice import discord_notice_payload, slack_notice_payload
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_SLACK_LAYOUT_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
-_DISCORD_INVALID_FORM_BODY = 50035
 
 
 async def post_json(
@@ -66,10 +65,10 @@ async def _post_or_plain(
 
 def _refuses_layout(response: httpx.Response) -> bool:
     """Slack answers a layout it refuses in plain text; Discord with its JSON error code."""
-    if response.text.strip() in _SLACK_LAYOUT_ERRORS:
+    if response.text.strip() in SLACK_REFUSED_LAYOUT:
         return True
     try:
-        return bool(response.json().get("code") == _DISCORD_INVALID_FORM_BODY)
+        return bool(response.json().get("code") == DISCORD_INVALID_FORM_BODY)
     except (ValueError, AttributeError):
         return False
 
